@@ -1,0 +1,393 @@
+/*
+ * evpub: publish events into the spool.
+ *
+ *   evpub [OPTIONS] TYPE [PAYLOAD]       PAYLOAD is any JSON value ({} if none)
+ *   evpub [OPTIONS] TYPE KEY=VALUE ...   builds an object (KEY:=JSON for raw)
+ *   evpub [OPTIONS] TYPE -               payload from stdin
+ *   evpub [OPTIONS] -l [TYPE]            NDJSON on stdin, one event a line
+ *
+ * Inside a handler (EV_ID in the environment) the event records its cause,
+ * so chains can be traced.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lines.h"
+#include "tool.h"
+
+const char *tool_name = "evpub";
+
+/* -l commits a batch at this many events, or sooner when stdin has nothing
+ * more ready, so a slow producer's events are not held back. */
+#define BATCH_MAX 1000
+
+struct options {
+	const char *spool, *id, *source;
+	int sync, quiet, lines;
+};
+
+static void
+usage(void)
+{
+	printf("usage: evpub [OPTIONS] TYPE [PAYLOAD]\n"
+	    "       evpub [OPTIONS] TYPE KEY=VALUE|KEY:=JSON ...\n"
+	    "       evpub [OPTIONS] TYPE -\n"
+	    "       evpub [OPTIONS] -l [TYPE]\n"
+	    "\n"
+	    "  -s, --spool DIR    spool directory (default $EV_SPOOL, see evspool(7))\n"
+	    "      --id ID        publish only if no event with this id exists\n"
+	    "      --source SRC   the event's source (default: host name)\n"
+	    "      --no-sync      do not wait for the disk (fast, not durable)\n"
+	    "  -l, --lines        read NDJSON from stdin, one event a line\n"
+	    "  -q, --quiet        do not print the ids of new events\n"
+	    "  -h, --help         this text\n"
+	    "  -V, --version      the version\n");
+	exit(0);
+}
+
+/* Fill in what an event inherits from the handler it runs in. */
+static void
+set_cause(struct ev_event *ev)
+{
+	const char *cause = getenv("EV_ID"), *corr = getenv("EV_CORRELATION");
+
+	if (cause != NULL && *cause == '\0')
+		cause = NULL;
+	if (corr == NULL || *corr == '\0')
+		corr = cause;
+	ev->causationid = cause;
+	ev->correlationid = corr;
+}
+
+/* Is this argument KEY=VALUE or KEY:=JSON rather than a JSON text? */
+static int
+is_word(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+
+	return eq != NULL && eq != arg && !(eq == arg + 1 && *arg == ':') &&
+	    strchr("{[\"", arg[0]) == NULL;
+}
+
+static int
+publish_one(struct ev_bus *bus, const struct options *o, const char *type,
+    int nargs, char *args[])
+{
+	struct ev_batch *batch;
+	struct ev_event ev = { 0 };
+	struct ev_err err = { 0 };
+	char *text = NULL, *payload = NULL, id[EV_ID_MAX + 1];
+	size_t len, max = ev_bus_payload_max(bus);
+	int dup, i, words = nargs > 0;
+
+	for (i = 0; i < nargs; i++)
+		words &= is_word(args[i]);
+	if (nargs == 0) {
+		payload = strdup("{}");
+		len = 2;
+	} else if (words) {
+		if (ev_payload_from_words(args, nargs, max, &payload, &len, &err))
+			tool_die(&err);
+	} else if (nargs > 1) {
+		tool_exit(EX_USAGE, "'%s' is not KEY=VALUE; give one JSON "
+		    "payload or KEY=VALUE words", is_word(args[0]) ?
+		    args[1] : args[0]);
+	} else {
+		if (strcmp(args[0], "-") == 0) {
+			if (ev_read_fd(0, max, &text, &len) < 0) {
+				if (errno == EFBIG)
+					tool_exit(EX_DATAERR, "payload on stdin is "
+					    "over the limit of %zu bytes", max);
+				tool_exit(EX_IOERR, "reading stdin: %s",
+				    strerror(errno));
+			}
+		} else {
+			text = strdup(args[0]);
+			len = strlen(args[0]);
+		}
+		if (ev_payload_parse(text, len, max, &payload, &len, &err))
+			tool_die(&err);
+		free(text);
+	}
+	if (payload == NULL)
+		tool_exit(EX_OSERR, "out of memory");
+
+	ev.type = type;
+	ev.id = o->id;
+	ev.source = o->source;
+	ev.payload = payload;
+	ev.payload_len = len;
+	set_cause(&ev);
+	if (ev_batch_new(bus, &batch, &err) ||
+	    ev_batch_add(batch, &ev, id, &dup, &err) ||
+	    ev_batch_commit(batch, &err))
+		tool_die(&err);
+	ev_batch_free(batch);
+	free(payload);
+	if (!o->quiet)
+		printf("%s\n", id);
+	return 0;
+}
+
+/* One line of -l input into an event; on failure, ERR says why. The
+ * strings in EV point into LINE or into *OWNED. */
+static int
+parse_line(char *line, size_t len, const char *type, const struct options *o,
+    size_t max, struct ev_event *ev, char **owned, struct ev_err *err)
+{
+	json_t *obj, *jtype, *jid, *jsrc, *jpayload;
+	json_error_t jerr;
+	size_t off, vlen;
+	const char *why;
+	int rc;
+
+	*owned = NULL;
+	ev->id = o->id;
+	ev->source = o->source;
+	if (type != NULL) {
+		ev->type = type;
+		if ((rc = ev_payload_parse(line, len, max, owned,
+		    &ev->payload_len, err)) != 0)
+			return rc;
+		ev->payload = *owned;
+		return 0;
+	}
+	if (len > max + 4096)
+		return ev_fail(err, EX_DATAERR, "line is over the size limit");
+	obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+	    &jerr);
+	if (obj == NULL)
+		return ev_fail(err, EX_DATAERR, "invalid JSON at column %d: %s",
+		    jerr.column, jerr.text);
+	rc = 0;
+	jtype = json_object_get(obj, "type");
+	jid = json_object_get(obj, "id");
+	jsrc = json_object_get(obj, "source");
+	jpayload = json_object_get(obj, "payload");
+	if (!json_is_object(obj) || !json_is_string(jtype))
+		rc = ev_fail(err, EX_DATAERR, "expected an object with a "
+		    "\"type\" string");
+	else if ((jid != NULL && !json_is_string(jid)) ||
+	    (jsrc != NULL && !json_is_string(jsrc)))
+		rc = ev_fail(err, EX_DATAERR, "\"id\" and \"source\" must be "
+		    "strings");
+	else if (ev_type_valid(json_string_value(jtype), &why) != 0)
+		rc = ev_fail(err, EX_DATAERR, "invalid event type '%s': %s",
+		    json_string_value(jtype), why);
+	if (rc == 0) {
+		/* The strings are copied into one buffer so the event can
+		 * outlive the parsed object. */
+		const char *t = json_string_value(jtype);
+		const char *i = jid ? json_string_value(jid) : NULL;
+		const char *s = jsrc ? json_string_value(jsrc) : NULL;
+		size_t need = strlen(t) + (i ? strlen(i) : 0) +
+		    (s ? strlen(s) : 0) + len + 8;
+		char *buf = malloc(need), *p;
+
+		if (buf == NULL) {
+			json_decref(obj);
+			return ev_fail_errno(err, EX_OSERR, "out of memory");
+		}
+		p = buf;
+		ev->type = strcpy(p, t);
+		p += strlen(t) + 1;
+		if (i != NULL) {
+			ev->id = strcpy(p, i);
+			p += strlen(i) + 1;
+		}
+		if (s != NULL) {
+			ev->source = strcpy(p, s);
+			p += strlen(s) + 1;
+		}
+		if (jpayload == NULL) {
+			strcpy(p, "{}");
+			ev->payload_len = 2;
+		} else if (ev_json_member_span(line, len, "payload", &off,
+		    &vlen) == 0 && ev_payload_parse(line + off, vlen, SIZE_MAX,
+		    owned, &ev->payload_len, err) == 0) {
+			memcpy(p, *owned, ev->payload_len + 1);
+			free(*owned);
+		} else {
+			/* "payload" spelled with escapes: jansson's spelling. */
+			char *dumped = json_dumps(jpayload, JSON_COMPACT |
+			    JSON_ENCODE_ANY);
+
+			ev->payload_len = strlen(dumped);
+			memcpy(p, dumped, ev->payload_len + 1);
+			free(dumped);
+		}
+		ev->payload = p;
+		*owned = buf;
+		if (ev->payload_len > max)
+			rc = ev_fail(err, EX_DATAERR, "payload is %zu bytes, over "
+			    "the limit of %zu", ev->payload_len, max);
+	}
+	json_decref(obj);
+	return rc;
+}
+
+static int
+commit_and_print(struct ev_batch *batch, char *ids, int n, int quiet)
+{
+	struct ev_err err = { 0 };
+	int i;
+
+	if (ev_batch_commit(batch, &err))
+		tool_die(&err);
+	if (!quiet) {
+		for (i = 0; i < n; i++)
+			puts(ids + (size_t)i * (EV_ID_MAX + 1));
+		if (fflush(stdout) == EOF)
+			tool_exit(EX_IOERR, "writing ids: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int
+publish_lines(struct ev_bus *bus, const struct options *o, const char *type)
+{
+	struct ev_batch *batch;
+	struct ev_event ev;
+	struct ev_err err = { 0 };
+	size_t max = ev_bus_payload_max(bus), len;
+	char *line, *owned, *ids;
+	struct lines in;
+	int more;
+	long lineno = 0;
+	int n = 0, dup, status = 0;
+
+	if ((ids = malloc((size_t)BATCH_MAX * (EV_ID_MAX + 1))) == NULL)
+		tool_exit(EX_OSERR, "out of memory");
+	if (ev_batch_new(bus, &batch, &err))
+		tool_die(&err);
+	lines_init(&in, 0, max + 64 * 1024);
+	while ((more = lines_next(&in, &line, &len)) > 0) {
+		lineno++;
+		if (more == 2) {
+			tool_warn("line %ld: longer than the payload limit of "
+			    "%zu bytes", lineno, max);
+			status = EX_DATAERR;
+			continue;
+		}
+		if (len == 0 || strspn(line, " \t\r") == len)
+			continue;   /* blank lines separate nothing */
+		memset(&ev, 0, sizeof ev);
+		if (parse_line(line, len, type, o, max, &ev, &owned,
+		    &err) != 0) {
+			tool_warn("line %ld: %s", lineno, err.msg);
+			status = err.status == EX_OSERR ? EX_OSERR : EX_DATAERR;
+			free(owned);
+			continue;
+		}
+		set_cause(&ev);
+		if (ev_batch_add(batch, &ev, ids + (size_t)n * (EV_ID_MAX + 1),
+		    &dup, &err) != 0) {
+			free(owned);
+			if (err.status == EX_USAGE || err.status == EX_DATAERR) {
+				tool_warn("line %ld: %s", lineno, err.msg);
+				status = EX_DATAERR;
+				continue;
+			}
+			ev_batch_free(batch);
+			tool_die(&err);
+		}
+		free(owned);
+		if (!dup)
+			n++;
+		if (n == BATCH_MAX || (n > 0 && !lines_pending(&in))) {
+			commit_and_print(batch, ids, n, o->quiet);
+			n = 0;
+		}
+	}
+	if (more < 0)
+		tool_exit(EX_IOERR, "reading stdin: %s", strerror(errno));
+	commit_and_print(batch, ids, n, o->quiet);
+	ev_batch_free(batch);
+	lines_free(&in);
+	free(ids);
+	return status;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "spool", required_argument, NULL, 's' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "source", required_argument, NULL, 'S' },
+		{ "no-sync", no_argument, NULL, 'N' },
+		{ "lines", no_argument, NULL, 'l' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct options o = { .sync = 1 };
+	struct ev_bus_opts bo = { 0 };
+	struct ev_bus *bus;
+	struct ev_err err = { 0 };
+	const char *type = NULL, *why;
+	int opt, status;
+
+	opterr = 0;
+	/* '+': options come before TYPE, so a payload such as -1 or - is
+	 * never taken for an option. */
+	while ((opt = getopt_long(argc, argv, "+:s:lqhV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': o.spool = optarg; break;
+		case 'i': o.id = optarg; break;
+		case 'S': o.source = optarg; break;
+		case 'N': o.sync = 0; break;
+		case 'l': o.lines = 1; break;
+		case 'q': o.quiet = 1; break;
+		case 'h': usage(); break;
+		case 'V': tool_version(); break;
+		default: tool_bad_option(opt, NULL, argv);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 0)
+		type = argv[0];
+	if (type == NULL && !o.lines)
+		tool_exit(EX_USAGE, "no event type given (see evpub --help)");
+	if (type != NULL && ev_type_valid(type, &why) != 0)
+		tool_exit(EX_USAGE, "invalid event type '%s': %s", type, why);
+	if (o.id != NULL && ev_id_valid(o.id, &why) != 0)
+		tool_exit(EX_USAGE, "invalid event id '%s': %s", o.id, why);
+	if (o.lines && argc > 1)
+		tool_exit(EX_USAGE, "-l takes no payload arguments: the "
+		    "payloads come from stdin");
+	if (o.lines && o.id != NULL)
+		tool_exit(EX_USAGE, "--id names one event; with -l put \"id\" "
+		    "in each line");
+	if (o.source != NULL) {
+		char *quoted = ev_json_quote(o.source);
+
+		if (quoted == NULL)
+			tool_exit(EX_USAGE, "source is not valid UTF-8");
+		free(quoted);
+	}
+
+	bo.location = o.spool;
+	bo.sync = o.sync;
+	bo.create = 1;
+	if (ev_bus_open(&bo, &bus, &err))
+		tool_die(&err);
+	if (o.lines)
+		status = publish_lines(bus, &o, type);
+	else
+		status = publish_one(bus, &o, type, argc - 1, argv + 1);
+	ev_bus_close(bus);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		tool_exit(EX_IOERR, "writing ids: %s", strerror(errno));
+	return status;
+}

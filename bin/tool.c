@@ -1,0 +1,66 @@
+/*
+ * tool.c: messages and exits shared by the evspool commands. Every message
+ * is one line on stderr, prefixed with the command's name; every exit
+ * status comes from sysexits(3).
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tool.h"
+
+void
+tool_die(const struct ev_err *err)
+{
+	fprintf(stderr, "%s: %s\n", tool_name, err->msg);
+	exit(err->status != 0 ? err->status : EX_SOFTWARE);
+}
+
+void
+tool_exit(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", tool_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+void
+tool_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", tool_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+tool_bad_option(int opt, const char *arg, char *const argv[])
+{
+	const char *word = argv[optind - 1];
+
+	if (opt == ':')
+		tool_exit(EX_USAGE, "option '%s' needs a value (see %s --help)",
+		    word, tool_name);
+	if (arg != NULL)
+		tool_exit(EX_USAGE, "bad value '%s' for option '%s'", arg, word);
+	tool_exit(EX_USAGE, "unknown option '%s' (see %s --help)", word,
+	    tool_name);
+}
+
+void
+tool_version(void)
+{
+	printf("%s (evspool) %s\n", tool_name, ev_version());
+	exit(0);
+}

@@ -1,0 +1,24 @@
+/*
+ * tool.h: what every evspool command shares: its name in messages, the one
+ * way to report an error and exit, and --version.
+ */
+#ifndef EVSPOOL_TOOL_H
+#define EVSPOOL_TOOL_H
+
+#include "evspool.h"
+
+extern const char *tool_name;
+
+/* Print "tool: message" for ERR and exit with its status. */
+void tool_die(const struct ev_err *err) __attribute__((noreturn));
+/* Print "tool: message" and exit with STATUS. */
+void tool_exit(int status, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+/* Print "tool: message" and go on. */
+void tool_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error from getopt: one line naming the option, then exit 64. */
+void tool_bad_option(int opt, const char *arg, char *const argv[])
+    __attribute__((noreturn));
+void tool_version(void) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * gc.c: cleaning the spool.
+ *
+ *  - Leftovers of crashed publishers: tmp/KEY.PID whose process is gone, or
+ *    older than an hour. Such an event was never committed (its publisher
+ *    did not report success), so it is rolled back: its ids/ reservation and
+ *    any queue links it made are removed, and then the file itself.
+ *  - Ephemeral subscriptions whose evsub died without cleaning up.
+ *  - Log retention: log/KEY is removed, oldest first, while it is older than
+ *    log_max_age or the log is bigger than log_max_bytes. Queued copies are
+ *    hard links, so retention never takes an event from a queue. An ids/
+ *    entry goes with its log entry: ids de-duplicate within retention.
+ *
+ * It runs when evctl gc asks, and by itself from publishers and evsub, at
+ * most once a minute (SPOOL/gc.stamp keeps the time of the last run).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+
+#define GC_INTERVAL_MS (60 * 1000)
+#define TMP_STALE_MS (3600 * 1000)
+
+/* The id stored in an event file, when it differs from its key. */
+static int
+custom_id_of(int dirfd, const char *name, const char *key, char *id,
+    size_t len)
+{
+	json_t *ev, *jid;
+	char *text;
+	int found = 0;
+
+	if (ev_read_file_at(dirfd, name, 64 * 1024 * 1024, &text, NULL) < 0)
+		return 0;
+	ev = json_loads(text, JSON_DISABLE_EOF_CHECK, NULL);
+	free(text);
+	jid = json_object_get(ev, "id");
+	if (json_is_string(jid) && strcmp(json_string_value(jid), key) != 0 &&
+	    strlen(json_string_value(jid)) < len) {
+		strcpy(id, json_string_value(jid));
+		found = 1;
+	}
+	json_decref(ev);
+	return found;
+}
+
+/* Unlink DIRFD/NAME only if it is the same file as ST, so a newer event
+ * that reused the name is left alone. */
+static void
+unlink_if_same(int dirfd, const char *name, const struct stat *st)
+{
+	struct stat other;
+
+	if (fstatat(dirfd, name, &other, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    other.st_ino == st->st_ino && other.st_dev == st->st_dev)
+		unlinkat(dirfd, name, 0);
+}
+
+static int
+pid_alive(long pid)
+{
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+static void
+roll_back_tmp(struct spool *sp, const struct spool_index *idx,
+    const char *name, const char *key)
+{
+	char id[EV_ID_MAX + 1], path[EV_NAME_MAX + EV_KEY_LEN + 48];
+	struct stat st;
+	int i;
+
+	if (fstatat(sp->tmpfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		if (custom_id_of(sp->tmpfd, name, key, id, sizeof id))
+			unlink_if_same(sp->idsfd, id, &st);
+		for (i = 0; i < idx->nsubs; i++) {
+			snprintf(path, sizeof path, "%s/queue/%s",
+			    idx->subs[i].dir, key);
+			unlink_if_same(sp->fd, path, &st);
+		}
+	}
+	unlinkat(sp->tmpfd, name, 0);
+}
+
+static void
+clean_tmp(struct spool *sp, const struct spool_index *idx, int64_t now)
+{
+	char key[EV_KEY_LEN + 1];
+	struct dirent *de;
+	struct stat st;
+	const char *dot;
+	char *end;
+	long pid;
+	int fd;
+	DIR *d;
+
+	if ((fd = dup(sp->tmpfd)) < 0 || (d = fdopendir(fd)) == NULL)
+		return;
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		dot = strchr(de->d_name, '.');
+		if (dot == NULL || dot - de->d_name != EV_KEY_LEN)
+			continue;
+		memcpy(key, de->d_name, EV_KEY_LEN);
+		key[EV_KEY_LEN] = '\0';
+		pid = strtol(dot + 1, &end, 10);
+		if (!ev_key_valid(key) || *end != '\0')
+			continue;
+		if (fstatat(sp->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (pid_alive(pid) &&
+		    now - (int64_t)st.st_mtime * 1000 < TMP_STALE_MS)
+			continue;
+		roll_back_tmp(sp, idx, de->d_name, key);
+	}
+	closedir(d);
+}
+
+static void
+clean_ephemeral(struct spool *sp, const struct spool_index *idx, int64_t now)
+{
+	struct stat st;
+	struct ev_err ignored;
+	char dir[EV_NAME_MAX + 32], lockpath[EV_NAME_MAX + 16];
+	struct dirent *de;
+	int fd, lockfd, held, i, listed;
+	DIR *d;
+
+	if ((fd = dup(sp->ephfd)) < 0 || (d = fdopendir(fd)) == NULL)
+		return;
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) > EV_NAME_MAX)
+			continue;
+		snprintf(lockpath, sizeof lockpath, "%s/lock", de->d_name);
+		lockfd = openat(sp->ephfd, lockpath, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (lockfd >= 0) {
+			held = flock(lockfd, LOCK_EX | LOCK_NB) < 0;
+			close(lockfd);
+			if (held)
+				continue;
+		} else if (fstatat(sp->ephfd, de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now - (int64_t)st.st_mtime * 1000 < GC_INTERVAL_MS) {
+			continue;   /* being created: its lock comes next */
+		}
+		snprintf(dir, sizeof dir, "eph/%s", de->d_name);
+		for (listed = 0, i = 0; i < idx->nsubs; i++)
+			listed |= strcmp(idx->subs[i].dir, dir) == 0;
+		if (listed)
+			spool_index_update(sp, dir, NULL, 0, &ignored);
+		spool_sub_remove(sp->ephfd, de->d_name);
+	}
+	closedir(d);
+}
+
+struct logent {
+	char key[EV_KEY_LEN + 1];
+	int64_t size;
+};
+
+static int
+by_key(const void *a, const void *b)
+{
+	return strcmp(((const struct logent *)a)->key,
+	    ((const struct logent *)b)->key);
+}
+
+static int
+apply_retention(struct spool *sp, int64_t now, struct ev_err *err)
+{
+	struct logent *ents = NULL, *more;
+	size_t n = 0, cap = 0, i;
+	int64_t total = 0;
+	char id[EV_ID_MAX + 1];
+	struct dirent *de;
+	struct stat st;
+	int fd;
+	DIR *d;
+
+	if ((fd = dup(sp->logfd)) < 0 || (d = fdopendir(fd)) == NULL)
+		return ev_fail_errno(err, EX_IOERR, "%s/log", sp->path);
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!ev_key_valid(de->d_name) ||
+		    fstatat(sp->logfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			if ((more = realloc(ents, cap * sizeof *more)) == NULL) {
+				closedir(d);
+				free(ents);
+				return ev_fail_errno(err, EX_OSERR, "out of memory");
+			}
+			ents = more;
+		}
+		strcpy(ents[n].key, de->d_name);
+		ents[n].size = st.st_size;
+		total += st.st_size;
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(ents, n, sizeof *ents, by_key);
+	for (i = 0; i < n; i++) {
+		if (now - ev_key_time_ms(ents[i].key) <= sp->config.log_max_age_ms &&
+		    total <= sp->config.log_max_bytes)
+			break;
+		if (fstatat(sp->logfd, ents[i].key, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    custom_id_of(sp->logfd, ents[i].key, ents[i].key, id, sizeof id))
+			unlink_if_same(sp->idsfd, id, &st);
+		unlinkat(sp->logfd, ents[i].key, 0);
+		total -= ents[i].size;
+	}
+	free(ents);
+	return 0;
+}
+
+int
+spool_gc(struct spool *sp, int force, struct ev_err *err)
+{
+	struct spool_index idx;
+	struct stat st;
+	int64_t now = ev_now_ms();
+	int fd, rc;
+
+	if (!force && fstatat(sp->fd, "gc.stamp", &st, 0) == 0 &&
+	    now - ((int64_t)st.st_mtim.tv_sec * 1000 +
+	    st.st_mtim.tv_nsec / 1000000) < GC_INTERVAL_MS)
+		return 0;
+	/* Stamp first, so concurrent publishers do not all start a gc. */
+	fd = spool_create_file_at(sp, sp->fd, "gc.stamp", 0);
+	if (fd >= 0) {
+		futimens(fd, NULL);
+		close(fd);
+	}
+	if ((rc = spool_index_read(sp, &idx, err)) != 0)
+		return rc;
+	clean_tmp(sp, &idx, now);
+	clean_ephemeral(sp, &idx, now);
+	spool_index_free(&idx);
+	return apply_retention(sp, now, err);
+}

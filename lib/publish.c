@@ -1,0 +1,406 @@
+/*
+ * publish.c: putting events into the spool.
+ *
+ * A batch of events is published in three steps, so that nothing partial is
+ * ever visible and nothing acknowledged is ever lost:
+ *
+ *  1. add: each event is written whole to tmp/KEY.PID (O_EXCL, O_NOFOLLOW).
+ *     A caller-chosen id is reserved here by linking the file as ids/ID;
+ *     link(2) is atomic, so of two publishers of one id exactly one wins.
+ *  2. commit: the data is flushed (fsync of the one file, or one syncfs(2)
+ *     for a batch: group commit) BEFORE any queue can name the file, so
+ *     after a power cut a queue entry never points at a file whose data was
+ *     lost. Then the file is hard-linked into queue/KEY of every matching
+ *     subscription and renamed into log/KEY.
+ *  3. the new directory entries are flushed: fsync of each directory when
+ *     there are few, one syncfs(2) when there are many (fan-out to 100
+ *     subscriptions would otherwise cost 100 directory flushes).
+ *
+ * Only when step 3 has returned does the caller report success. If any step
+ * fails, every link the batch made is removed again, so no queue keeps a
+ * trace of an event whose publisher reported failure. A crash in the middle
+ * leaves tmp/KEY.PID behind (with links to it); gc.c removes such leftovers
+ * once their process is gone.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+
+struct pending {
+	char key[EV_KEY_LEN + 1];
+	char tmpname[EV_KEY_LEN + 24];
+	char id[EV_ID_MAX + 1];     /* empty: the key is the id */
+	int fd;                     /* open while it is the only event */
+	int *subs;                  /* indexes into the index of matching subs */
+	int nsubs, nlinked;         /* matched, and linked so far */
+	int logged;                 /* renamed into log/ */
+};
+
+struct spool_batch {
+	struct ev_batch base;
+	struct spool *sp;
+	struct spool_index idx;
+	struct pending *items;
+	int n, cap;
+};
+
+static void
+queue_path(const struct spool_batch *b, int sub, const char *key, char *buf,
+    size_t len)
+{
+	snprintf(buf, len, "%s/queue/%s", b->idx.subs[sub].dir, key);
+}
+
+int
+spool_batch_new(struct ev_bus *bus, struct ev_batch **batchp,
+    struct ev_err *err)
+{
+	struct spool *sp = (struct spool *)bus;
+	struct spool_batch *b;
+	int rc;
+
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return ev_fail_errno(err, EX_OSERR, "out of memory");
+	b->base.ops = &ev_spool_backend;
+	b->sp = sp;
+	if ((rc = spool_index_read(sp, &b->idx, err)) != 0) {
+		free(b);
+		return rc;
+	}
+	*batchp = &b->base;
+	return 0;
+}
+
+/* The stored form of an event: one line of compact JSON, payload last so a
+ * reader can find the payload's own text without parsing it again. */
+static char *
+envelope(const struct spool *sp, const struct ev_event *ev, const char *id,
+    size_t *lenp, struct ev_err *err)
+{
+	char now[EV_TIMEBUF], *source, *cause = NULL, *corr = NULL, *text = NULL;
+	size_t cap;
+	int n;
+
+	ev_time_rfc3339(now);
+	source = ev_json_quote(ev->source != NULL ? ev->source : sp->host);
+	if (ev->causationid != NULL)
+		cause = ev_json_quote(ev->causationid);
+	if (ev->correlationid != NULL)
+		corr = ev_json_quote(ev->correlationid);
+	if (source == NULL || (ev->causationid != NULL && cause == NULL) ||
+	    (ev->correlationid != NULL && corr == NULL)) {
+		ev_fail(err, EX_DATAERR, "source or correlation is not valid UTF-8");
+		goto done;
+	}
+	cap = ev->payload_len + strlen(id) + strlen(ev->type) + strlen(source) +
+	    (cause ? strlen(cause) : 0) + (corr ? strlen(corr) : 0) + 160;
+	if ((text = malloc(cap)) == NULL) {
+		ev_fail_errno(err, EX_OSERR, "out of memory");
+		goto done;
+	}
+	n = snprintf(text, cap,
+	    "{\"id\":\"%s\",\"type\":\"%s\",\"time\":\"%s\",\"source\":%s"
+	    "%s%s%s%s,\"payload\":%.*s}\n", id, ev->type, now, source,
+	    cause ? ",\"causationid\":" : "", cause ? cause : "",
+	    corr ? ",\"correlationid\":" : "", corr ? corr : "",
+	    (int)ev->payload_len, ev->payload);
+	*lenp = (size_t)n;
+done:
+	free(source);
+	free(cause);
+	free(corr);
+	return text;
+}
+
+/* Reserve ids/ID for the file tmp/NAME. Returns 1 if the id is taken by an
+ * event already published (or being published), 0 if reserved, -1 on error.
+ * An ids/ entry with a link count of one belongs to no event any more: its
+ * publisher died before committing and gc removed the temporary file, so
+ * the reservation is stale and is taken over. */
+static int
+reserve_id(struct spool *sp, const char *tmpname, const char *id)
+{
+	struct stat st;
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (linkat(sp->tmpfd, tmpname, sp->idsfd, id, 0) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+		if (fstatat(sp->idsfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -1;
+		}
+		if (st.st_nlink >= 2 || !S_ISREG(st.st_mode))
+			return 1;
+		unlinkat(sp->idsfd, id, 0);
+	}
+	return 1;
+}
+
+/* Remove every trace of an uncommitted event. */
+static void
+undo(struct spool_batch *b, struct pending *p)
+{
+	char path[EV_NAME_MAX + EV_KEY_LEN + 48];
+	int i;
+
+	for (i = 0; i < p->nlinked; i++) {
+		queue_path(b, p->subs[i], p->key, path, sizeof path);
+		unlinkat(b->sp->fd, path, 0);
+	}
+	p->nlinked = 0;
+	if (p->id[0] != '\0')
+		unlinkat(b->sp->idsfd, p->id, 0);
+	if (p->logged)
+		unlinkat(b->sp->logfd, p->key, 0);
+	else
+		unlinkat(b->sp->tmpfd, p->tmpname, 0);
+	p->logged = 0;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+static void
+forget(struct pending *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->subs);
+}
+
+int
+spool_batch_add(struct ev_batch *batch, const struct ev_event *ev, char *idout,
+    int *dup, struct ev_err *err)
+{
+	struct spool_batch *b = (struct spool_batch *)batch;
+	struct spool *sp = b->sp;
+	struct pending *p, *more;
+	const char *why;
+	char *text;
+	size_t len;
+	int i, j, rc, taken;
+
+	*dup = 0;
+	if (ev_type_valid(ev->type, &why) != 0)
+		return ev_fail(err, EX_USAGE, "invalid event type '%s': %s",
+		    ev->type, why);
+	if (ev->id != NULL && ev_id_valid(ev->id, &why) != 0)
+		return ev_fail(err, EX_USAGE, "invalid event id '%s': %s",
+		    ev->id, why);
+	if (ev->payload_len > sp->config.payload_max)
+		return ev_fail(err, EX_DATAERR,
+		    "payload is %zu bytes, over the limit of %zu",
+		    ev->payload_len, sp->config.payload_max);
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 16;
+
+		if ((more = realloc(b->items, (size_t)cap * sizeof *more)) == NULL)
+			return ev_fail_errno(err, EX_OSERR, "out of memory");
+		b->items = more;
+		b->cap = cap;
+	}
+	p = &b->items[b->n];
+	memset(p, 0, sizeof *p);
+	p->fd = -1;
+	ev_key_new(p->key);
+	snprintf(p->tmpname, sizeof p->tmpname, "%s.%ld", p->key,
+	    (long)getpid());
+	if (ev->id != NULL)
+		snprintf(p->id, sizeof p->id, "%s", ev->id);
+	if ((text = envelope(sp, ev, ev->id ? ev->id : p->key, &len, err)) == NULL)
+		return err->status;
+
+	p->fd = spool_create_file_at(sp, sp->tmpfd, p->tmpname, 1);
+	if (p->fd < 0) {
+		rc = ev_fail_errno(err, ev_status_for_errno(errno),
+		    "cannot create %s/tmp/%s", sp->path, p->tmpname);
+		free(text);
+		return rc;
+	}
+	if (ev_writeall(p->fd, text, len) < 0) {
+		rc = ev_fail_errno(err, EX_IOERR, "cannot write %s/tmp/%s",
+		    sp->path, p->tmpname);
+		free(text);
+		p->id[0] = '\0';
+		undo(b, p);
+		return rc;
+	}
+	free(text);
+	if (p->id[0] != '\0') {
+		taken = reserve_id(sp, p->tmpname, p->id);
+		if (taken != 0) {
+			rc = taken < 0 ? ev_fail_errno(err,
+			    ev_status_for_errno(errno), "cannot reserve id '%s'",
+			    p->id) : 0;
+			snprintf(idout, EV_ID_MAX + 1, "%s", p->id);
+			*dup = taken > 0;
+			p->id[0] = '\0';   /* not ours to remove */
+			undo(b, p);
+			return rc;
+		}
+	}
+	if ((p->subs = malloc(((size_t)b->idx.nsubs + 1) * sizeof *p->subs)) == NULL) {
+		rc = ev_fail_errno(err, EX_OSERR, "out of memory");
+		undo(b, p);
+		return rc;
+	}
+	for (i = 0; i < b->idx.nsubs; i++) {
+		for (j = 0; j < b->idx.subs[i].npatterns; j++) {
+			if (ev_pattern_match(b->idx.subs[i].patterns[j], ev->type)) {
+				p->subs[p->nsubs++] = i;
+				break;
+			}
+		}
+	}
+	/* Only a lone event keeps its descriptor, for fsync; a batch is
+	 * flushed with one syncfs() and must not run out of descriptors. */
+	if (b->n >= 1 && b->items[0].fd >= 0) {
+		close(b->items[0].fd);
+		b->items[0].fd = -1;
+	}
+	snprintf(idout, EV_ID_MAX + 1, "%s", p->id[0] ? p->id : p->key);
+	b->n++;
+	return 0;
+}
+
+/* Make the directory entries of the batch durable: fsync each directory
+ * when there are at most FEW of them, otherwise one syncfs(). */
+static int
+flush_entries(struct spool_batch *b)
+{
+	enum { FEW = 2 };
+	const char *dirs[FEW];
+	char path[EV_NAME_MAX + 48];
+	int ndirs = 0, i, j, k, fd, seen;
+
+	for (i = 0; i < b->n; i++) {
+		for (j = 0; j < b->items[i].nsubs; j++) {
+			const char *d = b->idx.subs[b->items[i].subs[j]].dir;
+
+			for (seen = 0, k = 0; k < ndirs; k++)
+				seen |= dirs[k] == d;
+			if (seen)
+				continue;
+			if (ndirs == FEW)
+				return syncfs(b->sp->fd);
+			dirs[ndirs++] = d;
+		}
+		if (b->items[i].id[0] != '\0' && ndirs + 1 > FEW)
+			return syncfs(b->sp->fd);
+	}
+	for (i = 0; i < ndirs; i++) {
+		snprintf(path, sizeof path, "%s/queue", dirs[i]);
+		if ((fd = spool_open_dir_at(b->sp->fd, path)) < 0) {
+			if (errno == ENOENT)
+				continue;   /* removed meanwhile: nothing to keep */
+			return -1;
+		}
+		if (fsync(fd) < 0) {
+			int saved = errno;
+
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		close(fd);
+	}
+	for (i = 0; i < b->n; i++)
+		if (b->items[i].id[0] != '\0')
+			return fsync(b->sp->idsfd) < 0 ? -1 : fsync(b->sp->logfd);
+	return fsync(b->sp->logfd);
+}
+
+int
+spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
+{
+	struct spool_batch *b = (struct spool_batch *)batch;
+	struct spool *sp = b->sp;
+	char path[EV_NAME_MAX + EV_KEY_LEN + 48];
+	struct pending *p;
+	int i, rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	if (sp->sync) {
+		p = &b->items[0];
+		if ((b->n == 1 && p->fd >= 0 ? fsync(p->fd) : syncfs(sp->fd)) < 0) {
+			rc = ev_fail_errno(err, EX_IOERR, "cannot flush events to %s",
+			    sp->path);
+			goto fail;
+		}
+	}
+	for (i = 0; i < b->n; i++) {
+		p = &b->items[i];
+		for (; p->nlinked < p->nsubs; p->nlinked++) {
+			queue_path(b, p->subs[p->nlinked], p->key, path,
+			    sizeof path);
+			if (linkat(sp->tmpfd, p->tmpname, sp->fd, path, 0) < 0) {
+				if (errno == ENOENT) {
+					/* The subscription was removed since
+					 * the index was read: nobody to tell. */
+					p->subs[p->nlinked--] =
+					    p->subs[--p->nsubs];
+					continue;
+				}
+				rc = ev_fail_errno(err, ev_status_for_errno(errno),
+				    "cannot queue event in %s/%s", sp->path, path);
+				goto fail;
+			}
+		}
+		if (renameat(sp->tmpfd, p->tmpname, sp->logfd, p->key) < 0) {
+			rc = ev_fail_errno(err, ev_status_for_errno(errno),
+			    "cannot log event in %s/log", sp->path);
+			goto fail;
+		}
+		p->logged = 1;
+	}
+	if (sp->sync && flush_entries(b) < 0) {
+		rc = ev_fail_errno(err, EX_IOERR, "cannot flush %s", sp->path);
+		goto fail;
+	}
+	for (i = 0; i < b->n; i++)
+		forget(&b->items[i]);
+	b->n = 0;
+	/* Retention is amortised over publishing, so nobody needs cron: the
+	 * first commit of a process, then every 256th, looks at the stamp. */
+	if (sp->commits++ % 256 == 0) {
+		struct ev_err ignored;
+
+		spool_gc(sp, 0, &ignored);
+	}
+	return 0;
+fail:
+	for (i = 0; i < b->n; i++) {
+		undo(b, &b->items[i]);
+		forget(&b->items[i]);
+	}
+	b->n = 0;
+	return rc;
+}
+
+void
+spool_batch_free(struct ev_batch *batch)
+{
+	struct spool_batch *b = (struct spool_batch *)batch;
+	int i;
+
+	for (i = 0; i < b->n; i++) {
+		undo(b, &b->items[i]);
+		forget(&b->items[i]);
+	}
+	free(b->items);
+	spool_index_free(&b->idx);
+	free(b);
+}

@@ -1,0 +1,92 @@
+/*
+ * spool.h: the file spool backend, shared by its files (spool.c: opening
+ * and creating; subs.c: the registry of subscriptions; publish.c; consume.c;
+ * gc.c). The layout and its invariants are described in spool.c and in
+ * man/evspool.7, which is the contract.
+ */
+#ifndef EVSPOOL_SPOOL_H
+#define EVSPOOL_SPOOL_H
+
+#include <sys/stat.h>
+
+#include "internal.h"
+
+struct spool_config {
+	int64_t log_max_age_ms;     /* retention of the log, by age */
+	int64_t log_max_bytes;      /* and by total size */
+	size_t payload_max;         /* largest payload accepted */
+	int shared_group;           /* 1: a spool shared by a group (init --group) */
+};
+
+struct spool {
+	struct ev_bus base;
+	char *path;
+	int fd;                     /* the spool directory */
+	int tmpfd, logfd, idsfd, subsfd, ephfd;
+	int sync;
+	mode_t file_mode, dir_mode; /* 0644/0755, or 0660/02770 when shared */
+	int fix_mode;               /* the umask would strip bits of file_mode */
+	struct spool_config config;
+	char host[256];
+	unsigned long commits;      /* batches committed by this process */
+};
+
+/* One line of subs.idx: where a subscription lives and what it wants. */
+struct spool_subentry {
+	char dir[EV_NAME_MAX + 32];  /* "subs/NAME" or "eph/ID" */
+	char **patterns;
+	int npatterns;
+};
+
+struct spool_index {
+	struct spool_subentry *subs;
+	int nsubs;
+};
+
+/* subs.c */
+int spool_index_read(struct spool *sp, struct spool_index *idx,
+    struct ev_err *err);
+void spool_index_free(struct spool_index *idx);
+/* Add or replace the entry of DIR (patterns NULL: remove it), under the
+ * index lock, dropping entries of ephemeral subscriptions whose process is
+ * gone. */
+int spool_index_update(struct spool *sp, const char *dir,
+    char *const *patterns, int npatterns, struct ev_err *err);
+/* Create the directories of a subscription below DIRFD/NAME. */
+int spool_sub_mkdirs(struct spool *sp, int parentfd, const char *name,
+    struct ev_err *err);
+/* Remove a subscription directory and everything in it. */
+int spool_sub_remove(int parentfd, const char *name);
+
+/* spool.c */
+void spool_close_internal(struct spool *sp);
+int spool_mkdir_at(struct spool *sp, int dirfd, const char *name);
+int spool_open_dir_at(int dirfd, const char *name);
+int spool_create_file_at(struct spool *sp, int dirfd, const char *name,
+    int excl);
+
+/* gc.c: stale temporary files, dead ephemeral subscriptions, log retention.
+ * FORCE: run now; otherwise only when the last run is old enough. */
+int spool_gc(struct spool *sp, int force, struct ev_err *err);
+
+/* publish.c / consume.c: the backend operations. */
+int spool_batch_new(struct ev_bus *, struct ev_batch **, struct ev_err *);
+int spool_batch_add(struct ev_batch *, const struct ev_event *, char *, int *,
+    struct ev_err *);
+int spool_batch_commit(struct ev_batch *, struct ev_err *);
+void spool_batch_free(struct ev_batch *);
+int spool_sub_open(struct ev_bus *, const struct ev_sub_opts *,
+    struct ev_sub **, struct ev_err *);
+void spool_sub_close(struct ev_sub *);
+int spool_sub_fd(const struct ev_sub *);
+int spool_sub_refresh(struct ev_sub *, struct ev_err *);
+int spool_sub_take(struct ev_sub *, struct ev_delivery *, int64_t *,
+    struct ev_err *);
+int spool_sub_ack(struct ev_sub *, struct ev_delivery *, struct ev_err *);
+int spool_sub_retry(struct ev_sub *, struct ev_delivery *, int64_t,
+    const struct ev_failure *, struct ev_err *);
+int spool_sub_dead(struct ev_sub *, struct ev_delivery *,
+    const struct ev_failure *, struct ev_err *);
+int spool_sub_release(struct ev_sub *, struct ev_delivery *, struct ev_err *);
+
+#endif

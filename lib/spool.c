@@ -8,13 +8,13 @@
  *   SPOOL/log/KEY      every published event, kept for a retention period
  *   SPOOL/ids/ID       caller-chosen ids (--id): a hard link of log/KEY
  *   SPOOL/subs.idx     one line per subscription: its directory and patterns
+ *                      (the registry publishers read; see subs.c)
  *   SPOOL/subs.lock    flock(2)ed while subs.idx is rewritten
  *   SPOOL/subs/NAME/   a durable subscription
  *   SPOOL/eph/ID/      an ephemeral one, living as long as its evsub
  *
  * and in each subscription directory:
  *
- *   patterns           its patterns, one a line
  *   lock               flock(2)ed by the evsub serving it, holding its pid
  *   queue/KEY          waiting to be handled
  *   cur/KEY            being handled now

@@ -1,0 +1,82 @@
+# tests/helpers.bash: loaded by every bats file.
+#
+# Each test gets its own spool in its own temp dir, the built tools first in
+# PATH, and a record of every background process it starts, so teardown
+# stops each one by its pid.
+
+: "${EV_BIN:?run the tests through make check, or set EV_BIN to the tools' directory}"
+export PATH="$EV_BIN:$PATH"
+
+ev_setup() {
+	export EV_SPOOL="$BATS_TEST_TMPDIR/spool"
+	unset EV_ID EV_CORRELATION EV_SYNC
+	EV_PIDS="$BATS_TEST_TMPDIR/pids"
+	: > "$EV_PIDS"
+}
+
+# Start a command in the background; its pid is in $! and recorded.
+ev_bg() {
+	"$@" &
+	echo $! >> "$EV_PIDS"
+}
+
+# Kill every recorded process that is still there, then wait for it.
+ev_teardown() {
+	local pid
+	[ -f "${EV_PIDS:-/nonexistent}" ] || return 0
+	while read -r pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done < "$EV_PIDS"
+	for _ in $(seq 50); do
+		local alive=0
+		while read -r pid; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done < "$EV_PIDS"
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
+	while read -r pid; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done < "$EV_PIDS"
+}
+
+# wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds;
+# fail (with a message) after SECONDS. A bound on waiting, not a timing
+# assertion: a slow machine only waits longer.
+wait_until() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	echo "gave up after ${limit}s waiting for: $*" >&2
+	return 1
+}
+
+# How many entries a directory holds (0 if it does not exist).
+count_files() {
+	local n
+	n=$(find "$1" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	echo "$n"
+}
+
+# Make a durable subscription NAME with PATTERNs, without handling anything.
+make_sub() {
+	local name=$1
+	shift
+	local args=()
+	for p in "$@"; do args+=(-e "$p"); done
+	evsub -n "$name" "${args[@]}" --once -q > /dev/null
+}
+
+# The path of the shared JSONTestSuite, or empty when it is not there.
+json_suite_dir() {
+	local d
+	for d in "${EV_SRCDIR:-.}/../shared/testdata/JSONTestSuite/test_parsing" \
+	    "/work/shared/testdata/JSONTestSuite/test_parsing"; do
+		[ -d "$d" ] && { echo "$d"; return 0; }
+	done
+	return 0
+}

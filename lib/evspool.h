@@ -97,6 +97,11 @@ void ev_time_rfc3339_ms(int64_t ms, char out[EV_TIMEBUF]);
 
 /* ---- small helpers the tools share ---------------------------------- */
 
+/* Write all LEN bytes, retrying on EINTR and short writes: 0 or -1. */
+int ev_writeall(int fd, const void *buf, size_t len);
+/* Read until EOF or LEN bytes; returns the count or -1. */
+ssize_t ev_readall(int fd, void *buf, size_t len);
+
 /* Read everything from FD (at most MAX bytes; errno EFBIG beyond) into a
  * fresh NUL-terminated buffer. Returns 0, or -1 with errno set. */
 int ev_read_fd(int fd, size_t max, char **out, size_t *outlen);
@@ -135,6 +140,10 @@ struct ev_event {
 	const char *payload;       /* compact JSON, from ev_payload_parse */
 	size_t payload_len;
 };
+
+/* Set causationid and correlationid from EV_ID and EV_CORRELATION (or
+ * EV_ID when there is no EV_CORRELATION), as evsub gives them to handlers. */
+void ev_event_inherit_cause(struct ev_event *ev);
 
 /* ---- the bus --------------------------------------------------------- */
 

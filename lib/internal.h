@@ -26,10 +26,6 @@ struct ev_sub {
 	const char *name;           /* for ev_sub_name() */
 };
 
-/* Write all LEN bytes, retrying on EINTR and short writes. */
-int ev_writeall(int fd, const void *buf, size_t len);
-/* Read until EOF or LEN bytes; returns the count or -1. */
-ssize_t ev_readall(int fd, void *buf, size_t len);
 /* Read a whole small file relative to DIRFD, without following a symlink in
  * its last component, into a fresh NUL-terminated buffer of at most MAX
  * bytes (EFBIG beyond). */

@@ -137,12 +137,15 @@ struct ev_event {
 	const char *source;        /* NULL: the host name */
 	const char *causationid;   /* NULL: none */
 	const char *correlationid; /* NULL: none */
+	const char *subscription;  /* NULL: none; the subscription whose handler
+	                            * published this event */
 	const char *payload;       /* compact JSON, from ev_payload_parse */
 	size_t payload_len;
 };
 
-/* Set causationid and correlationid from EV_ID and EV_CORRELATION (or
- * EV_ID when there is no EV_CORRELATION), as evsub gives them to handlers. */
+/* Set causationid, correlationid and subscription from EV_ID,
+ * EV_CORRELATION (or EV_ID when there is none) and EV_SUBSCRIPTION, as evsub
+ * gives them to handlers. */
 void ev_event_inherit_cause(struct ev_event *ev);
 
 /* ---- the bus --------------------------------------------------------- */

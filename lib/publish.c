@@ -44,19 +44,63 @@ struct pending {
 	int logged;                 /* renamed into log/ */
 };
 
+/* Queue directories kept open per batch, for the first subscriptions of
+ * the index; beyond, each use opens its own, so a spool with thousands of
+ * subscriptions cannot run a publisher out of descriptors. */
+#define QFD_CACHE 64
+
 struct spool_batch {
 	struct ev_batch base;
 	struct spool *sp;
 	struct spool_index idx;
+	int qfds[QFD_CACHE];        /* -1: not open */
 	struct pending *items;
 	int n, cap;
 };
 
-static void
-queue_path(const struct spool_batch *b, int sub, const char *key, char *buf,
-    size_t len)
+/* The queue directory of subscription SUB, opened one component at a time
+ * with O_NOFOLLOW: a symlink planted in the spool (as subs/NAME or as its
+ * queue) makes publishing fail rather than write through it, which a path
+ * given to linkat(2) would do. Returns a descriptor for queue_put(), or -1
+ * with errno set. */
+static int
+queue_get(struct spool_batch *b, int sub)
 {
-	snprintf(buf, len, "%s/queue/%s", b->idx.subs[sub].dir, key);
+	const char *dir = b->idx.subs[sub].dir;
+	int parent, fd, qfd, saved;
+
+	if (sub < QFD_CACHE && b->qfds[sub] >= 0)
+		return b->qfds[sub];
+	/* subs.c lets only "subs/NAME" and "eph/ID" into the index. */
+	parent = strncmp(dir, "subs/", 5) == 0 ? b->sp->subsfd : b->sp->ephfd;
+	if ((fd = spool_open_dir_at(parent, strchr(dir, '/') + 1)) < 0)
+		return -1;
+	qfd = spool_open_dir_at(fd, "queue");
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (qfd >= 0 && sub < QFD_CACHE)
+		b->qfds[sub] = qfd;
+	return qfd;
+}
+
+static void
+queue_put(struct spool_batch *b, int sub, int qfd)
+{
+	if (qfd >= 0 && sub >= QFD_CACHE)
+		close(qfd);
+}
+
+static void
+queues_close(struct spool_batch *b)
+{
+	int i;
+
+	for (i = 0; i < QFD_CACHE; i++) {
+		if (b->qfds[i] >= 0)
+			close(b->qfds[i]);
+		b->qfds[i] = -1;
+	}
 }
 
 int
@@ -65,12 +109,14 @@ spool_batch_new(struct ev_bus *bus, struct ev_batch **batchp,
 {
 	struct spool *sp = (struct spool *)bus;
 	struct spool_batch *b;
-	int rc;
+	int i, rc;
 
 	if ((b = calloc(1, sizeof *b)) == NULL)
 		return ev_fail_errno(err, EX_OSERR, "out of memory");
 	b->base.ops = &ev_spool_backend;
 	b->sp = sp;
+	for (i = 0; i < QFD_CACHE; i++)
+		b->qfds[i] = -1;
 	if ((rc = spool_index_read(sp, &b->idx, err)) != 0) {
 		free(b);
 		return rc;
@@ -86,6 +132,7 @@ envelope(const struct spool *sp, const struct ev_event *ev, const char *id,
     size_t *lenp, struct ev_err *err)
 {
 	char now[EV_TIMEBUF], *source, *cause = NULL, *corr = NULL, *text = NULL;
+	const char *sub, *why;
 	size_t cap;
 	int n;
 
@@ -100,7 +147,11 @@ envelope(const struct spool *sp, const struct ev_event *ev, const char *id,
 		ev_fail(err, EX_DATAERR, "source or correlation is not valid UTF-8");
 		goto done;
 	}
+	/* A subscription name is checked, so it needs no escaping. */
+	sub = ev->subscription != NULL &&
+	    ev_name_valid(ev->subscription, &why) == 0 ? ev->subscription : NULL;
 	cap = ev->payload_len + strlen(id) + strlen(ev->type) + strlen(source) +
+	    (sub ? strlen(sub) : 0) +
 	    (cause ? strlen(cause) : 0) + (corr ? strlen(corr) : 0) + 160;
 	if ((text = malloc(cap)) == NULL) {
 		ev_fail_errno(err, EX_OSERR, "out of memory");
@@ -108,9 +159,10 @@ envelope(const struct spool *sp, const struct ev_event *ev, const char *id,
 	}
 	n = snprintf(text, cap,
 	    "{\"id\":\"%s\",\"type\":\"%s\",\"time\":\"%s\",\"source\":%s"
-	    "%s%s%s%s,\"payload\":%.*s}\n", id, ev->type, now, source,
+	    "%s%s%s%s%s%s%s,\"payload\":%.*s}\n", id, ev->type, now, source,
 	    cause ? ",\"causationid\":" : "", cause ? cause : "",
 	    corr ? ",\"correlationid\":" : "", corr ? corr : "",
+	    sub ? ",\"subscription\":\"" : "", sub ? sub : "", sub ? "\"" : "",
 	    (int)ev->payload_len, ev->payload);
 	*lenp = (size_t)n;
 done:
@@ -152,12 +204,12 @@ reserve_id(struct spool *sp, const char *tmpname, const char *id)
 static void
 undo(struct spool_batch *b, struct pending *p)
 {
-	char path[EV_NAME_MAX + EV_KEY_LEN + 48];
-	int i;
+	int i, qfd;
 
 	for (i = 0; i < p->nlinked; i++) {
-		queue_path(b, p->subs[i], p->key, path, sizeof path);
-		unlinkat(b->sp->fd, path, 0);
+		if ((qfd = queue_get(b, p->subs[i])) >= 0)
+			unlinkat(qfd, p->key, 0);
+		queue_put(b, p->subs[i], qfd);
 	}
 	p->nlinked = 0;
 	if (p->id[0] != '\0')
@@ -281,13 +333,12 @@ static int
 flush_entries(struct spool_batch *b)
 {
 	enum { FEW = 2 };
-	const char *dirs[FEW];
-	char path[EV_NAME_MAX + 48];
+	int dirs[FEW];
 	int ndirs = 0, i, j, k, fd, seen;
 
 	for (i = 0; i < b->n; i++) {
 		for (j = 0; j < b->items[i].nsubs; j++) {
-			const char *d = b->idx.subs[b->items[i].subs[j]].dir;
+			int d = b->items[i].subs[j];
 
 			for (seen = 0, k = 0; k < ndirs; k++)
 				seen |= dirs[k] == d;
@@ -301,8 +352,7 @@ flush_entries(struct spool_batch *b)
 			return syncfs(b->sp->fd);
 	}
 	for (i = 0; i < ndirs; i++) {
-		snprintf(path, sizeof path, "%s/queue", dirs[i]);
-		if ((fd = spool_open_dir_at(b->sp->fd, path)) < 0) {
+		if ((fd = queue_get(b, dirs[i])) < 0) {
 			if (errno == ENOENT)
 				continue;   /* removed meanwhile: nothing to keep */
 			return -1;
@@ -310,11 +360,11 @@ flush_entries(struct spool_batch *b)
 		if (fsync(fd) < 0) {
 			int saved = errno;
 
-			close(fd);
+			queue_put(b, dirs[i], fd);
 			errno = saved;
 			return -1;
 		}
-		close(fd);
+		queue_put(b, dirs[i], fd);
 	}
 	for (i = 0; i < b->n; i++)
 		if (b->items[i].id[0] != '\0')
@@ -327,9 +377,8 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 {
 	struct spool_batch *b = (struct spool_batch *)batch;
 	struct spool *sp = b->sp;
-	char path[EV_NAME_MAX + EV_KEY_LEN + 48];
 	struct pending *p;
-	int i, rc = 0;
+	int i, qfd, sub, rc = 0;
 
 	if (b->n == 0)
 		return 0;
@@ -344,9 +393,13 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 	for (i = 0; i < b->n; i++) {
 		p = &b->items[i];
 		for (; p->nlinked < p->nsubs; p->nlinked++) {
-			queue_path(b, p->subs[p->nlinked], p->key, path,
-			    sizeof path);
-			if (linkat(sp->tmpfd, p->tmpname, sp->fd, path, 0) < 0) {
+			sub = p->subs[p->nlinked];
+			if ((qfd = queue_get(b, sub)) < 0 ||
+			    linkat(sp->tmpfd, p->tmpname, qfd, p->key, 0) < 0) {
+				int saved = errno;
+
+				queue_put(b, sub, qfd);
+				errno = saved;
 				if (errno == ENOENT) {
 					/* The subscription was removed since
 					 * the index was read: nobody to tell. */
@@ -355,9 +408,11 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 					continue;
 				}
 				rc = ev_fail_errno(err, ev_status_for_errno(errno),
-				    "cannot queue event in %s/%s", sp->path, path);
+				    "cannot queue event in %s/%s/queue", sp->path,
+				    b->idx.subs[sub].dir);
 				goto fail;
 			}
+			queue_put(b, sub, qfd);
 		}
 		if (renameat(sp->tmpfd, p->tmpname, sp->logfd, p->key) < 0) {
 			rc = ev_fail_errno(err, ev_status_for_errno(errno),
@@ -373,6 +428,7 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 	for (i = 0; i < b->n; i++)
 		forget(&b->items[i]);
 	b->n = 0;
+	queues_close(b);
 	/* Retention is amortised over publishing, so nobody needs cron: the
 	 * first commit of a process, then every 256th, looks at the stamp. */
 	if (sp->commits++ % 256 == 0) {
@@ -387,6 +443,7 @@ fail:
 		forget(&b->items[i]);
 	}
 	b->n = 0;
+	queues_close(b);
 	return rc;
 }
 
@@ -400,6 +457,7 @@ spool_batch_free(struct ev_batch *batch)
 		undo(b, &b->items[i]);
 		forget(&b->items[i]);
 	}
+	queues_close(b);
 	free(b->items);
 	spool_index_free(&b->idx);
 	free(b);

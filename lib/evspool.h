@@ -56,11 +56,11 @@ int ev_type_valid(const char *type, const char **why);
 int ev_pattern_valid(const char *pattern, const char **why);
 /* Does TYPE match PATTERN (both already valid)? AMQP topic semantics. */
 int ev_pattern_match(const char *pattern, const char *type);
-/* A subscription name: 1-64 bytes of [A-Za-z0-9_.-], not starting with '.'
- * or '-'. */
+/* A subscription name: 1-64 bytes of [A-Za-z0-9_.-], starting with a
+ * letter, a digit or '_'. */
 int ev_name_valid(const char *name, const char **why);
 /* An event id chosen by a caller: 1-200 bytes of [A-Za-z0-9_.:-], starting
- * with a letter or digit. */
+ * with a letter, a digit or '_'. */
 int ev_id_valid(const char *id, const char **why);
 
 /* ---- durations ------------------------------------------------------- */

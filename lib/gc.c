@@ -11,7 +11,8 @@
  *    hard links, so retention never takes an event from a queue. An ids/
  *    entry goes with its log entry: ids de-duplicate within retention.
  *
- * It runs when evctl gc asks, and by itself from publishers and evsub, at
+ * It runs when evctl gc asks, and by itself from publishers (their first
+ * commit, then every 256th) and from evsub when it opens a subscription, at
  * most once a minute (SPOOL/gc.stamp keeps the time of the last run).
  */
 #include "config.h"

@@ -177,7 +177,7 @@ read_config(struct spool *sp, struct ev_err *err)
 		if (*line == '#' || *line == '\0')
 			continue;
 		if ((eq = strchr(line, '=')) == NULL) {
-			rc = ev_fail(err, EX_DATAERR,
+			rc = ev_fail(err, EX_CONFIG,
 			    "%s/config: line %d: expected key = value",
 			    sp->path, lineno);
 			break;
@@ -201,7 +201,7 @@ read_config(struct spool *sp, struct ev_err *err)
 		    (strcmp(value, "0") == 0 || strcmp(value, "1") == 0))
 			c->shared_group = value[0] == '1';
 		else
-			rc = ev_fail(err, EX_DATAERR,
+			rc = ev_fail(err, EX_CONFIG,
 			    "%s/config: line %d: bad setting '%s'",
 			    sp->path, lineno, key);
 	}
@@ -214,7 +214,7 @@ spool_open(const struct ev_bus_opts *opts, struct ev_bus **busp,
     struct ev_err *err)
 {
 	static const char *const dirs[] = { "tmp", "log", "ids", "subs", "eph" };
-	char defpath[PATH_MAX];
+	char defpath[PATH_MAX], cwd[PATH_MAX], abspath[2 * PATH_MAX];
 	const char *path = opts->location;
 	struct spool *sp;
 	const char *env_sync;
@@ -227,6 +227,10 @@ spool_open(const struct ev_bus_opts *opts, struct ev_bus **busp,
 			return rc;
 		path = defpath;
 	}
+	if (path[0] != '/' && getcwd(cwd, sizeof cwd) != NULL &&
+	    snprintf(abspath, sizeof abspath, "%s/%s", cwd, path) <
+	    (int)sizeof abspath)
+		path = abspath;   /* handlers get EV_SPOOL; their cwd may differ */
 	if ((sp = calloc(1, sizeof *sp)) == NULL ||
 	    (sp->path = strdup(path)) == NULL) {
 		free(sp);
@@ -257,9 +261,11 @@ spool_open(const struct ev_bus_opts *opts, struct ev_bus **busp,
 		goto fail;
 	sp->file_mode = sp->config.shared_group ? 0660 : 0644;
 	sp->dir_mode = sp->config.shared_group ? 02770 : 0755;
+	/* A private spool follows the user's umask; a shared one must give
+	 * its group read and write whatever the umask of each member. */
 	mask = umask(0);
 	umask(mask);
-	sp->fix_mode = (sp->file_mode & mask) != 0;
+	sp->fix_mode = sp->config.shared_group && (sp->file_mode & mask) != 0;
 
 	fds[0] = &sp->tmpfd;
 	fds[1] = &sp->logfd;

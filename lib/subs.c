@@ -135,6 +135,14 @@ spool_sub_mkdirs(struct spool *sp, int parentfd, const char *name,
 			return rc;
 		}
 	}
+	/* Durable before subs.idx names it: after a power cut the index
+	 * must not point at directories that were never written. */
+	if (fsync(fd) < 0 || fsync(parentfd) < 0) {
+		int rc = ev_fail_errno(err, EX_IOERR, "cannot flush %s", name);
+
+		close(fd);
+		return rc;
+	}
 	close(fd);
 	return 0;
 }
@@ -174,7 +182,6 @@ spool_sub_remove(int parentfd, const char *name)
 	for (i = 0; i < sizeof sub_dirs / sizeof sub_dirs[0]; i++)
 		if (remove_flat_dir(fd, sub_dirs[i]) < 0)
 			rc = -1;
-	unlinkat(fd, "patterns", 0);
 	unlinkat(fd, "lock", 0);
 	close(fd);
 	if (unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)

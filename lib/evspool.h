@@ -130,6 +130,20 @@ int ev_payload_from_words(char *const words[], int nwords, size_t max,
 int ev_json_member_span(const char *text, size_t len, const char *name,
     size_t *off, size_t *vlen);
 
+/* A stored event as a reader sees it: the envelope's fields (fresh strings;
+ * NULL when an optional one is absent) and the span of the payload's text,
+ * which is located but not parsed (see envelope.c). */
+struct ev_envelope {
+	char *id, *type, *time, *source;
+	char *causationid, *correlationid, *subscription;
+	size_t payload_off, payload_len;
+};
+
+/* Parse the text of an event file; EX_DATAERR when it is not an event. */
+int ev_envelope_parse(const char *text, size_t len, struct ev_envelope *env,
+    struct ev_err *err);
+void ev_envelope_free(struct ev_envelope *env);
+
 /* What a publisher says about one event. Strings are borrowed. */
 struct ev_event {
 	const char *id;            /* NULL: the key is the id */

@@ -132,7 +132,8 @@ capture_run(struct capture *cap, int sigfd, pid_t pid, int *status)
 			}
 		}
 		while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-			if (si.ssi_signo != SIGCHLD)
+			/* Once reaped, PID may already name another process. */
+			if (si.ssi_signo != SIGCHLD && !exited)
 				kill(pid, (int)si.ssi_signo);
 		}
 		if (!exited && waitpid(pid, status, WNOHANG) == pid)

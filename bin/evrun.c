@@ -163,6 +163,10 @@ setup_signals(sigset_t *old)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	/* A parent may have left SIGCHLD ignored, which survives exec: then
+	 * the kernel reaps COMMAND itself, no SIGCHLD reaches the signalfd
+	 * and waitpid() never reports the exit, so evrun would wait forever. */
+	signal(SIGCHLD, SIG_DFL);
 	if (sigprocmask(SIG_BLOCK, &set, old) < 0 ||
 	    (fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		tool_exit(EX_OSERR, "signalfd: %s", strerror(errno));

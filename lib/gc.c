@@ -149,7 +149,8 @@ clean_ephemeral(struct spool *sp, const struct spool_index *idx, int64_t now)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strlen(de->d_name) > EV_NAME_MAX)
 			continue;
-		snprintf(lockpath, sizeof lockpath, "%s/lock", de->d_name);
+		snprintf(lockpath, sizeof lockpath, "%.*s/lock", EV_NAME_MAX,
+		    de->d_name);
 		lockfd = openat(sp->ephfd, lockpath, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC);
 		if (lockfd >= 0) {
@@ -162,7 +163,7 @@ clean_ephemeral(struct spool *sp, const struct spool_index *idx, int64_t now)
 		    now - (int64_t)st.st_mtime * 1000 < GC_INTERVAL_MS) {
 			continue;   /* being created: its lock comes next */
 		}
-		snprintf(dir, sizeof dir, "eph/%s", de->d_name);
+		snprintf(dir, sizeof dir, "eph/%.*s", EV_NAME_MAX, de->d_name);
 		for (listed = 0, i = 0; i < idx->nsubs; i++)
 			listed |= strcmp(idx->subs[i].dir, dir) == 0;
 		if (listed)

@@ -4,7 +4,7 @@
 # PATH, and a record of every background process it starts, so teardown
 # stops each one by its pid.
 
-: "${EV_BIN:?run the tests through make check, or set EV_BIN to the tools' directory}"
+: "${EV_BIN:?run the tests through make check, or set EV_BIN to the directory of the tools}"
 export PATH="$EV_BIN:$PATH"
 
 ev_setup() {

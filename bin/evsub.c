@@ -40,6 +40,7 @@ struct state {
 	int running;
 	long taken, done;          /* events started, and settled */
 	int stopping, failed;
+	int died;                  /* an event went to the dead letters */
 	int64_t stop_deadline_ms;  /* SIGTERM: grace for running handlers */
 	int64_t last_event_ms;     /* for -w */
 	int sigfd;
@@ -262,6 +263,7 @@ settle_failure(struct state *st, struct ev_delivery *d, const char *id,
 		report(st, "event %s (%s): %s; %s after %d attempt%s", id, type,
 		    f->reason, "dead letter", d->attempt,
 		    d->attempt == 1 ? "" : "s");
+		st->died = 1;
 		if (ev_sub_dead(st->sub, d, f, &err))
 			tool_die(&err);
 		return;
@@ -351,8 +353,13 @@ dispatch(struct state *st, struct ev_delivery *d)
 
 			event_info_free(&ei);
 			ev_sub_release(st->sub, d, &err);
-			if (saved == EPIPE)
-				exit(0);   /* the reader went away: a clean stop */
+			if (saved == EPIPE) {
+				/* The reader went away: a clean stop, through
+				 * serve(), so that an ephemeral subscription is
+				 * removed rather than left for the gc. */
+				st->stopping = 1;
+				return;
+			}
 			tool_exit(EX_IOERR, "writing events: %s", strerror(saved));
 		}
 		event_info_free(&ei);
@@ -476,7 +483,7 @@ serve(struct state *st)
 	const struct evsub_opts *o = st->o;
 	struct ev_err err = { 0 };
 	struct ev_delivery d;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int64_t wait, retry_wait, now;
 	int n, empty;
 
@@ -498,8 +505,12 @@ serve(struct state *st)
 		if (st->running == 0) {
 			if ((o->count && st->done >= o->count) || st->stopping)
 				return 0;
+			/* 75 only if an event died, or one that failed still
+			 * waits for its retry: a retry that came due and
+			 * succeeded meanwhile leaves nothing undone. */
 			if (o->once && empty)
-				return st->failed ? EX_TEMPFAIL : 0;
+				return st->died || (st->failed &&
+				    retry_wait >= 0) ? EX_TEMPFAIL : 0;
 		}
 		now = ev_monotonic_ms();
 		if (o->wait_ms && st->running == 0 &&
@@ -513,12 +524,20 @@ serve(struct state *st)
 			wait = min_wait(wait, st->last_event_ms + o->wait_ms - now);
 		pfd[0].fd = st->sigfd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = ev_sub_fd(st->sub);
+		pfd[1].fd = ev_sub_fd(st->sub);   /* -1: ignored by poll */
 		pfd[1].events = POLLIN;
-		n = poll(pfd, pfd[1].fd >= 0 ? 2 : 1,
+		/* Streaming: a pipe whose reader went away reports POLLERR, so
+		 * `evsub | head -1` ends even when no further event comes to
+		 * fail a write. */
+		pfd[2].fd = o->command == NULL ? STDOUT_FILENO : -1;
+		pfd[2].events = 0;
+		pfd[2].revents = 0;
+		n = poll(pfd, 3,
 		    wait < 0 ? -1 : wait > 60000 ? 60000 : (int)wait);
 		if (n < 0 && errno != EINTR)
 			tool_exit(EX_OSERR, "poll: %s", strerror(errno));
+		if (n > 0 && (pfd[2].revents & POLLERR))
+			return 0;   /* the reader went away: a clean stop */
 		if (pfd[0].revents & POLLIN)
 			handle_signals(st);
 		if (ev_sub_refresh(st->sub, &err))

@@ -42,9 +42,16 @@ command_runnable(const char *cmd)
 	char buf[4096];
 	struct stat st;
 
-	if (strchr(cmd, '/') != NULL)
-		return stat(cmd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    access(cmd, X_OK) == 0 ? 0 : -1;
+	if (strchr(cmd, '/') != NULL) {
+		if (stat(cmd, &st) < 0)
+			return -1;
+		/* Say why, as execve(2) would: errno was not set here. */
+		if (!S_ISREG(st.st_mode)) {
+			errno = EACCES;
+			return -1;
+		}
+		return access(cmd, X_OK);
+	}
 	for (p = path ? path : "/usr/local/bin:/usr/bin:/bin"; *p; p = end) {
 		end = strchr(p, ':');
 		if (end == NULL)

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,24 +356,49 @@ replay_log(struct spool_sub *s, const struct ev_sub_opts *o)
 
 /* ---- opening --------------------------------------------------------- */
 
+/* Is the process that wrote HELD (a pid) into the lock gone? */
+static int
+holder_gone(const char *held)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(held, &end, 10);
+	if (errno != 0 || end == held || *end != '\0' || pid <= 0)
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 static int
 take_lock(struct spool_sub *s, struct ev_err *err)
 {
 	char pid[32], held[32];
 	ssize_t n;
+	int tries;
 
 	s->lockfd = openat(s->fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC, s->sp->file_mode);
 	if (s->lockfd < 0)
 		return ev_fail_errno(err, ev_status_for_errno(errno),
 		    "cannot open %s/%s/lock", s->sp->path, s->dir);
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+	for (tries = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) < 0; tries++) {
+		if (errno == EINTR)
+			continue;
 		if (errno != EWOULDBLOCK)
 			return ev_fail_errno(err, EX_IOERR, "cannot lock %s/%s",
 			    s->sp->path, s->dir);
 		n = pread(s->lockfd, held, sizeof held - 1, 0);
 		held[n > 0 ? n : 0] = '\0';
 		held[strcspn(held, "\n")] = '\0';
+		/* An evsub killed while starting a handler leaves the lock
+		 * shared with that child until its exec closes it (the
+		 * descriptor is close-on-exec): when the pid in the lock is
+		 * gone, wait a moment for that rather than refuse. */
+		if (tries < 200 && holder_gone(held)) {
+			usleep(10 * 1000);
+			continue;
+		}
 		return ev_fail(err, EX_TEMPFAIL,
 		    "subscription '%s' is held by process %s", s->name,
 		    held[0] ? held : "(unknown)");

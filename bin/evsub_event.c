@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,25 +18,13 @@
 
 #define EVENT_FILE_MAX (64 * 1024 * 1024)
 
-static int
-copy_field(json_t *ev, const char *name, char *out, size_t len)
-{
-	const char *v = json_string_value(json_object_get(ev, name));
-
-	if (v == NULL || strlen(v) >= len)
-		return -1;
-	strcpy(out, v);
-	return 0;
-}
-
 int
 event_info_read(struct ev_delivery *d, struct event_info *ei, char *why,
     size_t whylen)
 {
-	json_error_t jerr;
+	struct ev_envelope env;
+	struct ev_err err = { 0 };
 	struct stat st;
-	const char *v;
-	json_t *ev;
 	ssize_t n;
 
 	memset(ei, 0, sizeof *ei);
@@ -59,30 +46,25 @@ event_info_read(struct ev_delivery *d, struct event_info *ei, char *why,
 	}
 	ei->len = (size_t)n;
 	ei->text[n] = '\0';
-	ev = json_loadb(ei->text, ei->len, JSON_REJECT_DUPLICATES |
-	    JSON_ALLOW_NUL, &jerr);
-	if (ev == NULL || !json_is_object(ev)) {
-		snprintf(why, whylen, "not an event: %s", ev ? "not an object" :
-		    jerr.text);
-		json_decref(ev);
+	if (ev_envelope_parse(ei->text, ei->len, &env, &err) != 0) {
+		snprintf(why, whylen, "%s", err.msg);
 		return -1;
 	}
-	if (copy_field(ev, "id", ei->id, sizeof ei->id) < 0 ||
-	    copy_field(ev, "type", ei->type, sizeof ei->type) < 0 ||
-	    copy_field(ev, "time", ei->time, sizeof ei->time) < 0 ||
-	    json_object_get(ev, "payload") == NULL ||
-	    ev_json_member_span(ei->text, ei->len, "payload", &ei->payload_off,
-	    &ei->payload_len) < 0) {
-		snprintf(why, whylen, "not an event: id, type, time or payload "
-		    "missing");
-		json_decref(ev);
+	ei->payload_off = env.payload_off;
+	ei->payload_len = env.payload_len;
+	if (strlen(env.id) >= sizeof ei->id || strlen(env.time) >=
+	    sizeof ei->time) {
+		snprintf(why, whylen, "not an event: id or time too long");
+		ev_envelope_free(&env);
 		return -1;
 	}
-	v = json_string_value(json_object_get(ev, "source"));
-	ei->source = strdup(v ? v : "");
-	v = json_string_value(json_object_get(ev, "correlationid"));
-	ei->correlation = strdup(v ? v : ei->id);
-	json_decref(ev);
+	strcpy(ei->id, env.id);
+	strcpy(ei->type, env.type);    /* checked: at most EV_TYPE_MAX */
+	strcpy(ei->time, env.time);
+	ei->source = strdup(env.source ? env.source : "");
+	ei->correlation = strdup(env.correlationid ? env.correlationid :
+	    env.id);
+	ev_envelope_free(&env);
 	if (ei->source == NULL || ei->correlation == NULL) {
 		snprintf(why, whylen, "out of memory");
 		return -1;

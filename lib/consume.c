@@ -208,6 +208,12 @@ load_states(struct spool_sub *s)
 	if ((fd = dup(s->statefd)) < 0 || (d = fdopendir(fd)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
+		/* A crash in the middle of a state write leaves its temporary
+		 * file (see ev_write_file_atomic); nobody else writes here. */
+		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp") != NULL) {
+			unlinkat(s->statefd, de->d_name, 0);
+			continue;
+		}
 		if (!ev_key_valid(de->d_name) ||
 		    ev_read_file_at(s->statefd, de->d_name, 65536, &text,
 		    NULL) < 0)
@@ -344,6 +350,14 @@ replay_log(struct spool_sub *s, const struct ev_sub_opts *o)
 			match = ev_pattern_match(o->patterns[i],
 			    json_string_value(type));
 		json_decref(ev);
+		/* An event this subscription still holds (in flight, waiting
+		 * for a retry, dead) is not queued a second time. */
+		if (match && (faccessat(s->curfd, de->d_name, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0 || faccessat(s->retryfd,
+		    de->d_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    faccessat(s->deadfd, de->d_name, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0))
+			continue;
 		if (match && linkat(s->sp->logfd, de->d_name, s->queuefd,
 		    de->d_name, 0) < 0 && errno != EEXIST) {
 			closedir(d);
@@ -542,6 +556,13 @@ spool_sub_open(struct ev_bus *bus, const struct ev_sub_opts *o,
 		rc = ev_fail_errno(err, ev_status_for_errno(errno),
 		    "cannot read subscription %s/%s", sp->path, s->dir);
 		goto fail;
+	}
+	/* Consumers share the amortised clean-up with publishers, so a spool
+	 * that is only read is still cleaned (at most once a minute). */
+	{
+		struct ev_err ignored;
+
+		spool_gc(sp, 0, &ignored);
 	}
 	*subp = &s->base;
 	return 0;

@@ -145,9 +145,10 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 {
 	json_t *obj, *jtype, *jid, *jsrc, *jpayload;
 	json_error_t jerr;
-	size_t off, vlen;
+	size_t off, vlen, plen = 0;
 	const char *why;
-	int rc;
+	char *ptext = NULL, *copy, *nul;
+	int rc, blanked = 0;
 
 	*owned = NULL;
 	ev->id = o->id;
@@ -162,8 +163,28 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 	}
 	if (len > max + 4096)
 		return ev_fail(err, EX_DATAERR, "line is over the size limit");
+	/* jansson would take a NUL after a number for the end of the line. */
+	if ((nul = memchr(line, '\0', len)) != NULL)
+		return ev_fail(err, EX_DATAERR, "NUL byte at column %zu",
+		    (size_t)(nul - line) + 1);
 	obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
 	    &jerr);
+	if (obj == NULL &&
+	    (json_error_code(&jerr) == json_error_numeric_overflow ||
+	    json_error_code(&jerr) == json_error_null_byte_in_key) &&
+	    ev_json_member_span(line, len, "payload", &off, &vlen) == 0 &&
+	    vlen > 0 && (copy = malloc(len + 1)) != NULL) {
+		/* A payload jansson cannot hold (1e400, a \u0000 in a key)
+		 * can still be valid JSON, which ev_payload_parse() checks
+		 * below: read the rest of the line with the payload blanked. */
+		memcpy(copy, line, len);
+		memset(copy + off, ' ', vlen);
+		copy[off] = '0';
+		obj = json_loadb(copy, len, JSON_REJECT_DUPLICATES |
+		    JSON_ALLOW_NUL, &jerr);
+		free(copy);
+		blanked = 1;
+	}
 	if (obj == NULL)
 		return ev_fail(err, EX_DATAERR, "invalid JSON at column %d: %s",
 		    jerr.column, jerr.text);
@@ -182,6 +203,25 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 	else if (ev_type_valid(json_string_value(jtype), &why) != 0)
 		rc = ev_fail(err, EX_DATAERR, "invalid event type '%s': %s",
 		    json_string_value(jtype), why);
+	/* The payload's text first: its length is what the buffer below
+	 * needs, and jansson's spelling can be longer than the line (1e5 is
+	 * dumped as 100000.0). */
+	if (rc != 0 || jpayload == NULL) {
+		/* none, or no need */
+	} else if (ev_json_member_span(line, len, "payload", &off,
+	    &vlen) == 0 && ev_payload_parse(line + off, vlen, SIZE_MAX,
+	    &ptext, &plen, err) == 0) {
+		/* the publisher's spelling */
+	} else if (blanked) {
+		rc = err->status;   /* the payload itself is not valid JSON */
+	} else {
+		/* "payload" spelled with escapes: jansson's spelling. */
+		ptext = json_dumps(jpayload, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (ptext == NULL)
+			rc = ev_fail(err, EX_OSERR, "out of memory");
+		else
+			plen = strlen(ptext);
+	}
 	if (rc == 0) {
 		/* The strings are copied into one buffer so the event can
 		 * outlive the parsed object. */
@@ -189,11 +229,12 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 		const char *i = jid ? json_string_value(jid) : NULL;
 		const char *s = jsrc ? json_string_value(jsrc) : NULL;
 		size_t need = strlen(t) + (i ? strlen(i) : 0) +
-		    (s ? strlen(s) : 0) + len + 8;
+		    (s ? strlen(s) : 0) + plen + 8;
 		char *buf = malloc(need), *p;
 
 		if (buf == NULL) {
 			json_decref(obj);
+			free(ptext);
 			return ev_fail_errno(err, EX_OSERR, "out of memory");
 		}
 		p = buf;
@@ -210,19 +251,9 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 		if (jpayload == NULL) {
 			strcpy(p, "{}");
 			ev->payload_len = 2;
-		} else if (ev_json_member_span(line, len, "payload", &off,
-		    &vlen) == 0 && ev_payload_parse(line + off, vlen, SIZE_MAX,
-		    owned, &ev->payload_len, err) == 0) {
-			memcpy(p, *owned, ev->payload_len + 1);
-			free(*owned);
 		} else {
-			/* "payload" spelled with escapes: jansson's spelling. */
-			char *dumped = json_dumps(jpayload, JSON_COMPACT |
-			    JSON_ENCODE_ANY);
-
-			ev->payload_len = strlen(dumped);
-			memcpy(p, dumped, ev->payload_len + 1);
-			free(dumped);
+			memcpy(p, ptext, plen + 1);
+			ev->payload_len = plen;
 		}
 		ev->payload = p;
 		*owned = buf;
@@ -230,6 +261,7 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 			rc = ev_fail(err, EX_DATAERR, "payload is %zu bytes, over "
 			    "the limit of %zu", ev->payload_len, max);
 	}
+	free(ptext);
 	json_decref(obj);
 	return rc;
 }

@@ -52,18 +52,114 @@ minify(const char *text, size_t len, char *out)
 	return o;
 }
 
+/* Is TEXT (LEN bytes) exactly one JSON number? */
+static int
+is_number(const char *text, size_t len)
+{
+	size_t i = 0, digits;
+
+	if (i < len && text[i] == '-')
+		i++;
+	if (i < len && text[i] == '0')
+		i++;
+	else if (i < len && text[i] >= '1' && text[i] <= '9')
+		while (i < len && text[i] >= '0' && text[i] <= '9')
+			i++;
+	else
+		return 0;
+	if (i < len && text[i] == '.') {
+		for (i++, digits = 0; i < len && text[i] >= '0' &&
+		    text[i] <= '9'; i++)
+			digits++;
+		if (digits == 0)
+			return 0;
+	}
+	if (i < len && (text[i] == 'e' || text[i] == 'E')) {
+		i++;
+		if (i < len && (text[i] == '+' || text[i] == '-'))
+			i++;
+		for (digits = 0; i < len && text[i] >= '0' && text[i] <= '9';
+		    i++)
+			digits++;
+		if (digits == 0)
+			return 0;
+	}
+	return i == len;
+}
+
+/*
+ * jansson refuses some valid JSON: a number beyond a double or a 64-bit
+ * integer (1e400, 100000000000000000000), and \u0000 in an object key. The
+ * payload is stored as text, so such values need only be checked, not held:
+ * this copy of TEXT has every well-formed number replaced by 0 (padded with
+ * blanks) and every \u0000 by \uffff, which changes no token's kind, so the
+ * copy is valid JSON exactly when TEXT is. The one cost: an object with keys
+ * differing only in \u0000 against \uffff is refused as having a duplicate.
+ */
+static char *
+scrub(const char *text, size_t len)
+{
+	static const char numchars[] = "0123456789+-.eE";
+	char *copy;
+	size_t i, j;
+	int in_string = 0;
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (copy[i] == '\\') {
+				if (len - i >= 6 && memcmp(copy + i, "\\u0000", 6) == 0)
+					memcpy(copy + i, "\\uffff", 6);
+				i++;
+			} else if (copy[i] == '"') {
+				in_string = 0;
+			}
+		} else if (copy[i] == '"') {
+			in_string = 1;
+		} else if (copy[i] == '-' || (copy[i] >= '0' && copy[i] <= '9')) {
+			for (j = i; j < len && copy[j] != '\0' &&
+			    strchr(numchars, copy[j]) != NULL; j++)
+				continue;
+			if (is_number(copy + i, j - i)) {
+				copy[i] = '0';
+				memset(copy + i + 1, ' ', j - i - 1);
+			}
+			i = j - 1;
+		}
+	}
+	return copy;
+}
+
 int
 ev_payload_parse(const char *text, size_t len, size_t max, char **out,
     size_t *outlen, struct ev_err *err)
 {
+	const size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+	    JSON_ALLOW_NUL;
 	json_error_t jerr;
 	json_t *value;
-	char *copy;
+	char *copy, *nul;
 
 	if (len > max)
 		return too_big(err, len, max);
-	value = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
-	    JSON_ALLOW_NUL, &jerr);
+	/* A raw NUL is never valid JSON, but jansson takes one after a
+	 * number for the end of the text ("123\0" passes). */
+	if ((nul = memchr(text, '\0', len)) != NULL)
+		return ev_fail(err, EX_DATAERR,
+		    "invalid JSON payload: NUL byte at offset %zu",
+		    (size_t)(nul - text));
+	value = json_loadb(text, len, flags, &jerr);
+	if (value == NULL &&
+	    (json_error_code(&jerr) == json_error_numeric_overflow ||
+	    json_error_code(&jerr) == json_error_null_byte_in_key)) {
+		if ((copy = scrub(text, len)) == NULL)
+			return ev_fail_errno(err, EX_OSERR, "out of memory");
+		value = json_loadb(copy, len, flags, &jerr);
+		free(copy);
+	}
 	if (value == NULL)
 		return ev_fail(err, EX_DATAERR,
 		    "invalid JSON payload at line %d, column %d: %s",
@@ -153,7 +249,9 @@ ev_payload_from_words(char *const words[], int nwords, size_t max,
 			break;
 		}
 		if (json_object_get(seen, key) != NULL) {
-			rc = ev_fail(err, EX_USAGE, "duplicate key '%s'", key);
+			/* The payload would hold the key twice: a bad
+			 * payload, like a duplicate in JSON text. */
+			rc = ev_fail(err, EX_DATAERR, "duplicate key '%s'", key);
 			break;
 		}
 		json_object_set_new(seen, key, json_true());

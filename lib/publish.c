@@ -54,6 +54,7 @@ struct spool_batch {
 	struct spool *sp;
 	struct spool_index idx;
 	int qfds[QFD_CACHE];        /* -1: not open */
+	int committed;              /* idx was read before the last commit */
 	struct pending *items;
 	int n, cap;
 };
@@ -245,6 +246,15 @@ spool_batch_add(struct ev_batch *batch, const struct ev_event *ev, char *idout,
 	int i, j, rc, taken;
 
 	*dup = 0;
+	/* evpub -l keeps one batch for as long as its input lasts: read the
+	 * index again when a commit's worth of events begins, so that a
+	 * subscription made meanwhile gets the events published after it. */
+	if (b->n == 0 && b->committed) {
+		spool_index_free(&b->idx);
+		if ((rc = spool_index_read(sp, &b->idx, err)) != 0)
+			return rc;
+		b->committed = 0;
+	}
 	if (ev_type_valid(ev->type, &why) != 0)
 		return ev_fail(err, EX_USAGE, "invalid event type '%s': %s",
 		    ev->type, why);
@@ -429,6 +439,7 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 		forget(&b->items[i]);
 	b->n = 0;
 	queues_close(b);
+	b->committed = 1;
 	/* Retention is amortised over publishing, so nobody needs cron: the
 	 * first commit of a process, then every 256th, looks at the stamp. */
 	if (sp->commits++ % 256 == 0) {

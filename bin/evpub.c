@@ -53,20 +53,6 @@ usage(void)
 	exit(0);
 }
 
-/* Fill in what an event inherits from the handler it runs in. */
-static void
-set_cause(struct ev_event *ev)
-{
-	const char *cause = getenv("EV_ID"), *corr = getenv("EV_CORRELATION");
-
-	if (cause != NULL && *cause == '\0')
-		cause = NULL;
-	if (corr == NULL || *corr == '\0')
-		corr = cause;
-	ev->causationid = cause;
-	ev->correlationid = corr;
-}
-
 /* Is this argument KEY=VALUE or KEY:=JSON rather than a JSON text? */
 static int
 is_word(const char *arg)
@@ -125,7 +111,7 @@ publish_one(struct ev_bus *bus, const struct options *o, const char *type,
 	ev.source = o->source;
 	ev.payload = payload;
 	ev.payload_len = len;
-	set_cause(&ev);
+	ev_event_inherit_cause(&ev);
 	if (ev_batch_new(bus, &batch, &err) ||
 	    ev_batch_add(batch, &ev, id, &dup, &err) ||
 	    ev_batch_commit(batch, &err))
@@ -319,7 +305,7 @@ publish_lines(struct ev_bus *bus, const struct options *o, const char *type)
 			free(owned);
 			continue;
 		}
-		set_cause(&ev);
+		ev_event_inherit_cause(&ev);
 		if (ev_batch_add(batch, &ev, ids + (size_t)n * (EV_ID_MAX + 1),
 		    &dup, &err) != 0) {
 			free(owned);
@@ -332,8 +318,9 @@ publish_lines(struct ev_bus *bus, const struct options *o, const char *type)
 			tool_die(&err);
 		}
 		free(owned);
-		if (!dup)
-			n++;
+		/* A duplicate's id is printed too, as a single --id
+		 * publish prints it: the event exists either way. */
+		n++;
 		if (n == BATCH_MAX || (n > 0 && !lines_pending(&in))) {
 			commit_and_print(batch, ids, n, o->quiet);
 			n = 0;

@@ -75,8 +75,8 @@ pid_alive(long pid)
 	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
-static void
-roll_back_tmp(struct spool *sp, const struct spool_index *idx,
+void
+spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
     const char *name, const char *key)
 {
 	char id[EV_ID_MAX + 1], path[EV_NAME_MAX + EV_KEY_LEN + 48];
@@ -128,7 +128,7 @@ clean_tmp(struct spool *sp, const struct spool_index *idx, int64_t now)
 		if (pid_alive(pid) &&
 		    now - (int64_t)st.st_mtime * 1000 < TMP_STALE_MS)
 			continue;
-		roll_back_tmp(sp, idx, de->d_name, key);
+		spool_rollback_tmp(sp, idx, de->d_name, key);
 	}
 	closedir(d);
 }

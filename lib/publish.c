@@ -24,8 +24,10 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,18 +175,51 @@ done:
 	return text;
 }
 
-/* Reserve ids/ID for the file tmp/NAME. Returns 1 if the id is taken by an
- * event already published (or being published), 0 if reserved, -1 on error.
- * An ids/ entry with a link count of one belongs to no event any more: its
- * publisher died before committing and gc removed the temporary file, so
- * the reservation is stale and is taken over. */
+/* The name in tmp/ of the file with inode INO, if a publisher is still
+ * working on it: the owner of an id reservation that is not committed. */
 static int
-reserve_id(struct spool *sp, const char *tmpname, const char *id)
+find_in_tmp(struct spool *sp, ino_t ino, char *name, size_t len)
 {
+	struct dirent *de;
+	int fd, found = 0;
+	DIR *d;
+
+	if ((fd = dup(sp->tmpfd)) < 0 || (d = fdopendir(fd)) == NULL)
+		return 0;
+	rewinddir(d);
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_ino == ino && de->d_name[0] != '.' &&
+		    strlen(de->d_name) < len) {
+			strcpy(name, de->d_name);
+			found = 1;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Reserve ids/ID for the file tmp/NAME. Returns 0 when reserved, 1 when an
+ * event with this id is published (committed: it is no longer in tmp/), -1
+ * on an error, -2 when another live publisher has held the id for too long.
+ *
+ * A reservation whose file is still in tmp/ is not yet a publication: if
+ * its publisher is alive, wait for it to commit or fail; if it died, roll
+ * its leftovers back and take the id. So "already published" is only said
+ * of an event that was really committed.
+ */
+static int
+reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
+{
+	enum { WAIT_STEP_US = 10000, WAIT_STEPS = 500 };
+	struct spool *sp = b->sp;
+	char owner[EV_KEY_LEN + 32], key[EV_KEY_LEN + 1];
+	const char *dot;
 	struct stat st;
 	int tries;
+	long pid;
 
-	for (tries = 0; tries < 2; tries++) {
+	for (tries = 0; tries < WAIT_STEPS; tries++) {
 		if (linkat(sp->tmpfd, tmpname, sp->idsfd, id, 0) == 0)
 			return 0;
 		if (errno != EEXIST)
@@ -194,11 +229,32 @@ reserve_id(struct spool *sp, const char *tmpname, const char *id)
 				continue;
 			return -1;
 		}
-		if (st.st_nlink >= 2 || !S_ISREG(st.st_mode))
+		if (!S_ISREG(st.st_mode))
 			return 1;
-		unlinkat(sp->idsfd, id, 0);
+		if (!find_in_tmp(sp, st.st_ino, owner, sizeof owner)) {
+			if (st.st_nlink >= 2)
+				return 1;   /* committed: in the log, queued */
+			/* Nothing else names it: a stale reservation. */
+			unlinkat(sp->idsfd, id, 0);
+			continue;
+		}
+		dot = strchr(owner, '.');
+		pid = dot ? strtol(dot + 1, NULL, 10) : 0;
+		if (pid == (long)getpid())
+			return 1;   /* an earlier event of this very batch */
+		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+			usleep(WAIT_STEP_US);
+			continue;
+		}
+		if (dot != NULL && dot - owner == EV_KEY_LEN) {
+			memcpy(key, owner, EV_KEY_LEN);
+			key[EV_KEY_LEN] = '\0';
+			spool_rollback_tmp(sp, &b->idx, owner, key);
+		} else {
+			unlinkat(sp->idsfd, id, 0);
+		}
 	}
-	return 1;
+	return -2;
 }
 
 /* Remove every trace of an uncommitted event. */
@@ -301,10 +357,12 @@ spool_batch_add(struct ev_batch *batch, const struct ev_event *ev, char *idout,
 	}
 	free(text);
 	if (p->id[0] != '\0') {
-		taken = reserve_id(sp, p->tmpname, p->id);
+		taken = reserve_id(b, p->tmpname, p->id);
 		if (taken != 0) {
-			rc = taken < 0 ? ev_fail_errno(err,
+			rc = taken == -1 ? ev_fail_errno(err,
 			    ev_status_for_errno(errno), "cannot reserve id '%s'",
+			    p->id) : taken == -2 ? ev_fail(err, EX_TEMPFAIL,
+			    "id '%s' is being published by another process",
 			    p->id) : 0;
 			snprintf(idout, EV_ID_MAX + 1, "%s", p->id);
 			*dup = taken > 0;

@@ -68,6 +68,10 @@ int spool_create_file_at(struct spool *sp, int dirfd, const char *name,
 /* gc.c: stale temporary files, dead ephemeral subscriptions, log retention.
  * FORCE: run now; otherwise only when the last run is old enough. */
 int spool_gc(struct spool *sp, int force, struct ev_err *err);
+/* Undo what a dead publisher left: tmp/NAME (event KEY), its ids/ entry and
+ * the queue links it made, all only if they are still the same file. */
+void spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
+    const char *name, const char *key);
 
 /* publish.c / consume.c: the backend operations. */
 int spool_batch_new(struct ev_bus *, struct ev_batch **, struct ev_err *);

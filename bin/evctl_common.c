@@ -17,6 +17,21 @@
 #include "evctl.h"
 #include "tool.h"
 
+/* Is NAME one of the comma-separated words of ALLOWED? A whole word: "e"
+ * must not be found inside "since". */
+static int
+allowed_in(const char *allowed, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p;
+
+	for (p = allowed; (p = strstr(p, name)) != NULL; p += len)
+		if ((p == allowed || p[-1] == ',') &&
+		    (p[len] == '\0' || p[len] == ','))
+			return 1;
+	return 0;
+}
+
 void
 ctl_parse(struct ctl *ctl, int *argc, char ***argv, const char *allowed,
     struct ctl_args *a)
@@ -38,14 +53,23 @@ ctl_parse(struct ctl *ctl, int *argc, char ***argv, const char *allowed,
 	/* getopt wants the subcommand's name in argv[0]. */
 	(*argv)--;
 	(*argc)++;
-	optind = 1;
+	/* 0, not 1: glibc then reads the option string afresh. With 1 it
+	 * keeps the "+" (stop at the first operand) of evctl's own options,
+	 * and "evctl show ID --json" would take --json for an operand. */
+	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(*argc, *argv, ":e:", longopts, NULL)) != -1) {
 		name = opt == OPT_JSON ? "json" : opt == OPT_SINCE ? "since" :
 		    opt == OPT_FROM ? "from" : opt == OPT_GROUP ? "group" :
 		    opt == 'e' ? "e" : NULL;
-		if (name == NULL || strstr(allowed, name) == NULL)
+		if (name == NULL)
 			tool_bad_option(opt == ':' ? ':' : '?', NULL, *argv);
+		/* Named here, not by tool_bad_option(): after an option with
+		 * a value, argv[optind - 1] is the value, not the option. */
+		if (!allowed_in(allowed, name))
+			tool_exit(EX_USAGE, "%s takes no option '%s%s' (see "
+			    "evctl --help)", (*argv)[0], name[1] ? "--" : "-",
+			    name);
 		switch (opt) {
 		case OPT_JSON: a->json = ctl->json = 1; break;
 		case OPT_SINCE:

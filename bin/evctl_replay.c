@@ -46,8 +46,10 @@ ctl_replay(struct ctl *ctl, int argc, char **argv)
 		    (ev = ctl_read_event(logfd, keys[i])) == NULL)
 			continue;
 		type = json_string_value(json_object_get(ev, "type"));
-		match = type != NULL && (a.pattern ? ev_pattern_match(a.pattern,
-		    type) : ctl_sub_matches(s, type));
+		/* -e narrows, never widens: a replay is a second delivery,
+		 * and a handler must not get a type it never subscribed to. */
+		match = type != NULL && ctl_sub_matches(s, type) &&
+		    (a.pattern == NULL || ev_pattern_match(a.pattern, type));
 		json_decref(ev);
 		if (!match)
 			continue;

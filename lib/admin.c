@@ -117,8 +117,10 @@ ev_spool_sub_holder(struct ev_bus *bus, const char *dir)
 	if (sp == NULL)
 		return -1;
 	snprintf(path, sizeof path, "%s/lock", dir);
+	/* No lock file: never served. One we may not open (another user's,
+	 * in a shared spool) may well be held: unknown, not "none". */
 	if ((fd = openat(sp->fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return 0;
+		return errno == ENOENT ? 0 : -1;
 	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
 		close(fd);
 		return 0;
@@ -151,6 +153,11 @@ ev_spool_sub_delete(struct ev_bus *bus, const char *name, struct ev_err *err)
 	/* Hold the subscription's own lock while removing it, so no evsub
 	 * can start on it half way. */
 	lockfd = openat(sp->subsfd, dir, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* A lock we cannot open may be held: removing the queues under a
+	 * running evsub would lose its events, so refuse. */
+	if (lockfd < 0 && errno != ENOENT)
+		return ev_fail_errno(err, ev_status_for_errno(errno),
+		    "cannot lock subscription '%s'", name);
 	if (lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(dir, sizeof dir, "subs/%s", name);
 		rc = ev_fail(err, EX_TEMPFAIL, "subscription '%s' is served by "

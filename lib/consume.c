@@ -214,7 +214,11 @@ load_states(struct spool_sub *s)
 			unlinkat(s->statefd, de->d_name, 0);
 			continue;
 		}
+		/* A dead letter's attempts are over: evctl retry starts it
+		 * again at attempt 1, as spool_sub_dead() forgets them. */
 		if (!ev_key_valid(de->d_name) ||
+		    faccessat(s->deadfd, de->d_name, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0 ||
 		    ev_read_file_at(s->statefd, de->d_name, 65536, &text,
 		    NULL) < 0)
 			continue;
@@ -396,6 +400,15 @@ take_lock(struct spool_sub *s, struct ev_err *err)
 	if (s->lockfd < 0)
 		return ev_fail_errno(err, ev_status_for_errno(errno),
 		    "cannot open %s/%s/lock", s->sp->path, s->dir);
+	/* The umask may have taken the group's bits: fix them, on a lock
+	 * file of our own (another member's is theirs to fix). */
+	if (s->sp->fix_mode) {
+		struct stat lst;
+
+		if (fstat(s->lockfd, &lst) == 0 && lst.st_uid == geteuid() &&
+		    (lst.st_mode & 07777) != s->sp->file_mode)
+			(void)fchmod(s->lockfd, s->sp->file_mode);
+	}
 	for (tries = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) < 0; tries++) {
 		if (errno == EINTR)
 			continue;
@@ -751,6 +764,18 @@ settle_fd(struct ev_delivery *d)
 	return 0;
 }
 
+/* The event left the subscription: if it comes back (evctl retry or
+ * replay), it is a new arrival, not an inotify duplicate to skip. */
+static void
+forget_taken(struct spool_sub *s, const char *key)
+{
+	binkey k;
+
+	key_to_bin(key, &k);
+	if (memcmp(k.b, s->last_taken.b, 16) == 0)
+		memset(&s->last_taken, 0, sizeof s->last_taken);
+}
+
 static void
 forget_state(struct spool_sub *s, const char *key)
 {
@@ -771,6 +796,7 @@ spool_sub_ack(struct ev_sub *sub, struct ev_delivery *d, struct ev_err *err)
 		return ev_fail_errno(err, EX_IOERR, "cannot remove %s/%s/%s",
 		    s->sp->path, s->dir, d->key);
 	forget_state(s, d->key);
+	forget_taken(s, d->key);
 	return 0;
 }
 
@@ -805,6 +831,7 @@ spool_sub_dead(struct ev_sub *sub, struct ev_delivery *d,
 		return ev_fail_errno(err, EX_IOERR, "cannot move %s/%s/%s to "
 		    "the dead letters", s->sp->path, s->dir, d->key);
 	json_object_del(s->attempts, d->key);
+	forget_taken(s, d->key);
 	return 0;
 }
 

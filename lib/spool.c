@@ -89,11 +89,19 @@ spool_mkdir_at(struct spool *sp, int dirfd, const char *name)
 int
 spool_create_file_at(struct spool *sp, int dirfd, const char *name, int excl)
 {
-	int fd;
+	int fd, created = 1;
 
-	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-	    (excl ? O_EXCL : 0), sp->file_mode);
-	if (fd >= 0 && sp->fix_mode && fchmod(fd, sp->file_mode) < 0) {
+	/* Only a file this call creates gets its mode fixed: fchmod() of one
+	 * another member of a shared spool created (subs.lock, gc.stamp)
+	 * fails with EPERM. */
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, sp->file_mode);
+	if (fd < 0 && errno == EEXIST && !excl) {
+		created = 0;
+		fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd >= 0 && created && sp->fix_mode &&
+	    fchmod(fd, sp->file_mode) < 0) {
 		int saved = errno;
 
 		close(fd);

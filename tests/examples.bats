@@ -121,7 +121,9 @@ sub_free() {
 	p=$(events_of process.completed | jq -c .payload)
 	[ "$(jq -c .output <<< "$p")" = \
 	    '{"order":"A-17","invoice":"INV-A-17","total_cents":840,"status":"invoiced"}' ]
-	[ "$(jq -c '[.exit, .command[0]]' <<< "$p")" = "[0,\"$EX/chain/step3.sh\"]" ]
+	# run.sh names its scripts by their physical path (cd && pwd).
+	[ "$(jq -c '[.exit, .command[0]]' <<< "$p")" = \
+	    "[0,\"$(cd "$EX/chain" && pwd -P)/step3.sh\"]" ]
 	# No step failed, nothing is left queued.
 	[ -z "$(cat "$EV_SPOOL"/log/* | jq -r 'select(.type | endswith(".failed")) | .id')" ]
 	for s in step1 step2 step3; do

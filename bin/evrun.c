@@ -152,27 +152,6 @@ publish(struct ev_bus *bus, const struct options *o, const char *suffix,
 		fprintf(stderr, "%s: published %s %s\n", tool_name, type, id);
 }
 
-static int
-setup_signals(sigset_t *old)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	/* A parent may have left SIGCHLD ignored, which survives exec: then
-	 * the kernel reaps COMMAND itself, no SIGCHLD reaches the signalfd
-	 * and waitpid() never reports the exit, so evrun would wait forever. */
-	signal(SIGCHLD, SIG_DFL);
-	if (sigprocmask(SIG_BLOCK, &set, old) < 0 ||
-	    (fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		tool_exit(EX_OSERR, "signalfd: %s", strerror(errno));
-	return fd;
-}
-
 static pid_t
 start(const struct options *o, struct capture *cap, const sigset_t *mask)
 {
@@ -224,7 +203,7 @@ main(int argc, char *argv[])
 		publish(bus, &o, "started", payload);
 		free(payload);
 	}
-	sigfd = setup_signals(&old);
+	sigfd = tool_signalfd(&old);
 	if (capture_init(&cap, o.no_output) < 0)
 		tool_exit(EX_OSERR, "pipe: %s", strerror(errno));
 	started = ev_monotonic_ms();

@@ -448,25 +448,6 @@ handle_signals(struct state *st)
 	return 0;
 }
 
-static int
-setup_signals(void)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
-	    (fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		tool_exit(EX_OSERR, "signalfd: %s", strerror(errno));
-	/* Streaming into a closed pipe must be EPIPE, not death. */
-	signal(SIGPIPE, SIG_IGN);
-	return fd;
-}
-
 static int64_t
 min_wait(int64_t a, int64_t b)
 {
@@ -569,7 +550,9 @@ main(int argc, char *argv[])
 
 	parse_options(argc, argv, &o);
 	st.o = &o;
-	st.sigfd = setup_signals();
+	st.sigfd = tool_signalfd(NULL);
+	/* Streaming into a closed pipe must be EPIPE, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)getpid() ^ (unsigned)ev_now_ms());
 	bo.location = o.spool;
 	bo.sync = 1;

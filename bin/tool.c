@@ -5,10 +5,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
 
 #include "tool.h"
 
@@ -63,4 +66,25 @@ tool_version(void)
 {
 	printf("%s (evspool) %s\n", tool_name, ev_version());
 	exit(0);
+}
+
+int
+tool_signalfd(sigset_t *old)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* A parent may have left SIGCHLD ignored, which survives exec: then
+	 * the kernel reaps children itself, no SIGCHLD reaches the signalfd
+	 * and waitpid() never reports an exit, so we would wait forever. */
+	signal(SIGCHLD, SIG_DFL);
+	if (sigprocmask(SIG_BLOCK, &set, old) < 0 ||
+	    (fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		tool_exit(EX_OSERR, "signalfd: %s", strerror(errno));
+	return fd;
 }

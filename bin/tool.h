@@ -5,6 +5,8 @@
 #ifndef EVSPOOL_TOOL_H
 #define EVSPOOL_TOOL_H
 
+#include <signal.h>
+
 #include "evspool.h"
 
 extern const char *tool_name;
@@ -20,5 +22,9 @@ void tool_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tool_bad_option(int opt, const char *arg, char *const argv[])
     __attribute__((noreturn));
 void tool_version(void) __attribute__((noreturn));
+/* Block SIGCHLD, SIGTERM, SIGINT and SIGHUP and return a signalfd for them
+ * (exit 71 if that fails); the mask before is stored in *OLD if not NULL,
+ * for children to get back. */
+int tool_signalfd(sigset_t *old);
 
 #endif

@@ -723,3 +723,14 @@ EOF
 	run --separate-stderr evsub -e x -- "$T/noexec"
 	[[ $stderr == *"'$T/noexec'"*"Permission denied"* ]]
 }
+
+@test "evsub started with SIGCHLD ignored still sees its handlers exit" {
+	# An ignored SIGCHLD survives exec; evsub must reset it, or the kernel
+	# reaps handlers itself and evsub waits for them forever.
+	make_sub ig 'ig.#'
+	evpub -q ig.x a=1
+	run timeout 20 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV' -- \
+	    evsub -n ig -e 'ig.#' --once -- /bin/true
+	[ "$status" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/ig/queue")" -eq 0 ]
+}

@@ -123,6 +123,13 @@ publish_one(struct ev_bus *bus, const struct options *o, const char *type,
 	return 0;
 }
 
+/* Does the JSON string S (or NULL) hold a NUL character? */
+static int
+has_nul(json_t *s)
+{
+	return s != NULL && strlen(json_string_value(s)) != json_string_length(s);
+}
+
 /* One line of -l input into an event; on failure, ERR says why. The
  * strings in EV point into LINE or into *OWNED. */
 static int
@@ -186,6 +193,11 @@ parse_line(char *line, size_t len, const char *type, const struct options *o,
 	    (jsrc != NULL && !json_is_string(jsrc)))
 		rc = ev_fail(err, EX_DATAERR, "\"id\" and \"source\" must be "
 		    "strings");
+	/* A \u0000 would end the C string early: "x\u0000y" would be
+	 * published as type or id "x", another event's id perhaps. */
+	else if (has_nul(jtype) || has_nul(jid) || has_nul(jsrc))
+		rc = ev_fail(err, EX_DATAERR, "\"type\", \"id\" and \"source\" "
+		    "must not hold \\u0000");
 	else if (ev_type_valid(json_string_value(jtype), &why) != 0)
 		rc = ev_fail(err, EX_DATAERR, "invalid event type '%s': %s",
 		    json_string_value(jtype), why);
@@ -280,7 +292,7 @@ publish_lines(struct ev_bus *bus, const struct options *o, const char *type)
 	struct lines in;
 	int more;
 	long lineno = 0;
-	int n = 0, dup, status = 0;
+	int n = 0, dup, rc, status = 0;
 
 	if ((ids = malloc((size_t)BATCH_MAX * (EV_ID_MAX + 1))) == NULL)
 		tool_exit(EX_OSERR, "out of memory");
@@ -306,8 +318,17 @@ publish_lines(struct ev_bus *bus, const struct options *o, const char *type)
 			continue;
 		}
 		ev_event_inherit_cause(&ev);
-		if (ev_batch_add(batch, &ev, ids + (size_t)n * (EV_ID_MAX + 1),
-		    &dup, &err) != 0) {
+		rc = ev_batch_add(batch, &ev, ids + (size_t)n * (EV_ID_MAX + 1),
+		    &dup, &err);
+		if (rc == EX_TEMPFAIL && n > 0) {
+			/* Its id is held by another publisher, who may be
+			 * waiting for ids this batch holds: commit them, then
+			 * wait for the id holding nothing. */
+			commit_and_print(batch, ids, n, o->quiet);
+			n = 0;
+			rc = ev_batch_add(batch, &ev, ids, &dup, &err);
+		}
+		if (rc != 0) {
 			free(owned);
 			if (err.status == EX_USAGE || err.status == EX_DATAERR) {
 				tool_warn("line %ld: %s", lineno, err.msg);

@@ -198,15 +198,34 @@ find_in_tmp(struct spool *sp, ino_t ino, char *name, size_t len)
 	return found;
 }
 
+/* Does the batch hold a reservation of an id it has not committed? */
+static int
+holds_ids(const struct spool_batch *b)
+{
+	int i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->items[i].id[0] != '\0')
+			return 1;
+	return 0;
+}
+
 /*
  * Reserve ids/ID for the file tmp/NAME. Returns 0 when reserved, 1 when an
  * event with this id is published (committed: it is no longer in tmp/), -1
- * on an error, -2 when another live publisher has held the id for too long.
+ * on an error, -2 when another live publisher has held the id for too long,
+ * -3 when it is held by another live publisher and this batch holds ids of
+ * its own.
  *
  * A reservation whose file is still in tmp/ is not yet a publication: if
  * its publisher is alive, wait for it to commit or fail; if it died, roll
  * its leftovers back and take the id. So "already published" is only said
  * of an event that was really committed.
+ *
+ * Waiting while this batch holds uncommitted ids could wait in a circle:
+ * two evpub -l taking the same ids in different orders would each wait for
+ * the other's commit until -2. So then it does not wait: the caller commits
+ * what it has, holding nothing, and adds the event again.
  */
 static int
 reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
@@ -229,8 +248,13 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 				continue;
 			return -1;
 		}
-		if (!S_ISREG(st.st_mode))
-			return 1;
+		if (!S_ISREG(st.st_mode)) {
+			/* Not an event (a planted symlink, a directory): it
+			 * proves nothing was published, so saying "already
+			 * published" would drop the event. Refuse instead. */
+			errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+			return -1;
+		}
 		if (!find_in_tmp(sp, st.st_ino, owner, sizeof owner)) {
 			if (st.st_nlink >= 2)
 				return 1;   /* committed: in the log, queued */
@@ -243,6 +267,8 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 		if (pid == (long)getpid())
 			return 1;   /* an earlier event of this very batch */
 		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+			if (holds_ids(b))
+				return -3;
 			usleep(WAIT_STEP_US);
 			continue;
 		}
@@ -361,7 +387,7 @@ spool_batch_add(struct ev_batch *batch, const struct ev_event *ev, char *idout,
 		if (taken != 0) {
 			rc = taken == -1 ? ev_fail_errno(err,
 			    ev_status_for_errno(errno), "cannot reserve id '%s'",
-			    p->id) : taken == -2 ? ev_fail(err, EX_TEMPFAIL,
+			    p->id) : taken < 0 ? ev_fail(err, EX_TEMPFAIL,
 			    "id '%s' is being published by another process",
 			    p->id) : 0;
 			snprintf(idout, EV_ID_MAX + 1, "%s", p->id);

@@ -14,9 +14,11 @@ ev_setup() {
 	: > "$EV_PIDS"
 }
 
-# Start a command in the background; its pid is in $! and recorded.
+# Start a command in the background; its pid is in $! and recorded. Its
+# stdin is the caller's (`ev_bg evpub -l < file` works): without the
+# explicit redirection bash would give a background command /dev/null.
 ev_bg() {
-	"$@" &
+	"$@" <&0 &
 	echo $! >> "$EV_PIDS"
 }
 

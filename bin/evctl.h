@@ -57,8 +57,12 @@ void ctl_keys_free(char **keys, size_t count);
 /* Count the keys in DIRFD and find the smallest (oldest), without sorting. */
 long ctl_count(int dirfd, char oldest[EV_KEY_LEN + 1]);
 
-/* The event stored as DIRFD/NAME, or NULL. */
-json_t *ctl_read_event(int dirfd, const char *name);
+/* The envelope of the event stored as DIRFD/NAME (its fields, without the
+ * payload, which is never parsed: see ev_envelope_parse), or NULL if it is
+ * not an event. With RAW, *RAW gets the stored text, without its newline. */
+json_t *ctl_read_event(int dirfd, const char *name, char **raw);
+/* A JSON object stored as DIRFD/NAME (a state file), or NULL. */
+json_t *ctl_read_json(int dirfd, const char *name);
 /* Find the event with id or key ID in the log: its key, or exit 66. */
 void ctl_find_event(struct ctl *ctl, const char *id, char key[EV_KEY_LEN + 1]);
 /* Where event KEY stands in subscription S: "queued", "in flight",

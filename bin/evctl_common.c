@@ -194,26 +194,76 @@ ctl_count(int dirfd, char oldest[EV_KEY_LEN + 1])
 	return n;
 }
 
-json_t *
-ctl_read_event(int dirfd, const char *name)
+static char *
+read_text(int dirfd, const char *name, size_t *len)
 {
 	char *text;
-	json_t *ev;
 	int fd;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	if (ev_read_fd(fd, 64 * 1024 * 1024, &text, NULL) < 0) {
-		close(fd);
+	if (ev_read_fd(fd, 64 * 1024 * 1024, &text, len) < 0)
+		text = NULL;
+	close(fd);
+	return text;
+}
+
+json_t *
+ctl_read_json(int dirfd, const char *name)
+{
+	char *text;
+	size_t len;
+	json_t *v;
+
+	if ((text = read_text(dirfd, name, &len)) == NULL)
+		return NULL;
+	v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+	free(text);
+	if (v != NULL && !json_is_object(v)) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
+}
+
+json_t *
+ctl_read_event(int dirfd, const char *name, char **raw)
+{
+	struct ev_envelope env;
+	struct ev_err err = { 0 };
+	char *text;
+	size_t len;
+	json_t *ev;
+
+	if ((text = read_text(dirfd, name, &len)) == NULL)
+		return NULL;
+	if (ev_envelope_parse(text, len, &env, &err) != 0) {
+		free(text);
 		return NULL;
 	}
-	close(fd);
-	ev = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-	free(text);
-	if (ev != NULL && !json_is_object(ev)) {
-		json_decref(ev);
-		ev = NULL;
+	ev = json_object();
+	json_object_set_new(ev, "id", json_string(env.id));
+	json_object_set_new(ev, "type", json_string(env.type));
+	json_object_set_new(ev, "time", json_string(env.time));
+	if (env.source != NULL)
+		json_object_set_new(ev, "source", json_string(env.source));
+	if (env.causationid != NULL)
+		json_object_set_new(ev, "causationid",
+		    json_string(env.causationid));
+	if (env.correlationid != NULL)
+		json_object_set_new(ev, "correlationid",
+		    json_string(env.correlationid));
+	if (env.subscription != NULL)
+		json_object_set_new(ev, "subscription",
+		    json_string(env.subscription));
+	ev_envelope_free(&env);
+	if (raw != NULL) {
+		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+			text[--len] = '\0';
+		*raw = text;
+	} else {
+		free(text);
 	}
 	return ev;
 }
@@ -267,7 +317,7 @@ ctl_where(struct ctl *ctl, const struct ev_spool_sub *s, const char *key,
 	if (state != NULL) {
 		snprintf(path, sizeof path, "%s/state", s->dir);
 		fd = openat(spoolfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		*state = fd >= 0 ? ctl_read_event(fd, key) : NULL;
+		*state = fd >= 0 ? ctl_read_json(fd, key) : NULL;
 		if (fd >= 0)
 			close(fd);
 	}

@@ -93,8 +93,8 @@ ctl_dead(struct ctl *ctl, int argc, char **argv)
 		printf("%-36s  %-24s  %8s  %-27s  %s\n", "ID", "TYPE", "ATTEMPTS",
 		    "DIED", "LAST FAILURE");
 	for (i = 0; i < n; i++) {
-		ev = ctl_read_event(dd.dead, keys[i]);
-		state = ctl_read_event(dd.state, keys[i]);
+		ev = ctl_read_event(dd.dead, keys[i], NULL);
+		state = ctl_read_json(dd.state, keys[i]);
 		fail = json_object_get(state, "last_failure");
 		if (a.json) {
 			json_array_append_new(out, json_pack(
@@ -147,7 +147,7 @@ settle_dead(struct ctl *ctl, int argc, char **argv, int requeue)
 		tool_exit(EX_OSERR, "out of memory");
 	keys = ctl_keys(dd.dead, &n);
 	for (i = 0; i < n; i++) {
-		ev = ctl_read_event(dd.dead, keys[i]);
+		ev = ctl_read_event(dd.dead, keys[i], NULL);
 		if (!named(keys[i], ev, argc - 1, argv + 1, found + 1)) {
 			json_decref(ev);
 			continue;

@@ -2,7 +2,8 @@
  * evctl_ls.c: the log. `ls` lists events oldest first (names are sorted,
  * then each event is read, printed and dropped, so memory holds names,
  * never the events); `show` prints one event and where it stands in each
- * subscription.
+ * subscription. The JSON forms print events as stored, byte for byte, so
+ * payloads keep their publisher's spelling.
  */
 #include "config.h"
 
@@ -23,6 +24,7 @@ ctl_ls(struct ctl *ctl, int argc, char **argv)
 	size_t n, i;
 	char **keys;
 	json_t *ev;
+	char *raw;
 
 	ctl_parse(ctl, &argc, &argv, "json,since", &a);
 	if (argc > 1)
@@ -40,13 +42,13 @@ ctl_ls(struct ctl *ctl, int argc, char **argv)
 		printf("%-27s  %-36s  %s\n", "TIME", "ID", "TYPE");
 	for (i = 0; i < n; i++) {
 		if (ev_key_time_ms(keys[i]) < oldest ||
-		    (ev = ctl_read_event(logfd, keys[i])) == NULL)
+		    (ev = ctl_read_event(logfd, keys[i], &raw)) == NULL)
 			continue;
 		type = json_string_value(json_object_get(ev, "type"));
 		if (type != NULL && (pattern == NULL ||
 		    ev_pattern_match(pattern, type))) {
 			if (a.json)
-				ctl_print_json(ev);
+				puts(raw);
 			else
 				printf("%-27s  %-36s  %s\n",
 				    json_string_value(json_object_get(ev, "time")),
@@ -54,6 +56,7 @@ ctl_ls(struct ctl *ctl, int argc, char **argv)
 				    type);
 		}
 		json_decref(ev);
+		free(raw);
 	}
 	ctl_keys_free(keys, n);
 	return 0;
@@ -67,6 +70,7 @@ ctl_show(struct ctl *ctl, int argc, char **argv)
 	struct ctl_args a;
 	json_t *ev, *where, *state, *entry;
 	const char *type, *at;
+	char *raw;
 	int n, i;
 	struct ev_err err = { 0 };
 
@@ -74,7 +78,8 @@ ctl_show(struct ctl *ctl, int argc, char **argv)
 	if (argc != 1)
 		tool_exit(EX_USAGE, "show takes one event id");
 	ctl_find_event(ctl, argv[0], key);
-	if ((ev = ctl_read_event(ev_spool_dirfd(ctl->bus, "log"), key)) == NULL)
+	if ((ev = ctl_read_event(ev_spool_dirfd(ctl->bus, "log"), key,
+	    &raw)) == NULL)
 		tool_exit(EX_DATAERR, "event '%s' cannot be read", argv[0]);
 	type = json_string_value(json_object_get(ev, "type"));
 	if (ev_spool_subs(ctl->bus, &subs, &n, &err))
@@ -94,18 +99,24 @@ ctl_show(struct ctl *ctl, int argc, char **argv)
 		json_decref(state);
 	}
 	if (a.json) {
-		json_t *out = json_pack("{s:s, s:O, s:O}", "key", key, "event", ev,
-		    "subscriptions", where);
+		/* The event goes in as stored, spelled as published. */
+		char *subs_text = json_dumps(where, JSON_COMPACT |
+		    JSON_PRESERVE_ORDER);
 
-		ctl_print_json(out);
-		json_decref(out);
+		printf("{\"key\":\"%s\",\"event\":%s,\"subscriptions\":%s}\n",
+		    key, raw, subs_text ? subs_text : "{}");
+		free(subs_text);
 	} else {
-		char *pretty = json_dumps(ev, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_t *whole = json_loads(raw, JSON_ALLOW_NUL, NULL);
+		char *pretty = whole ? json_dumps(whole, JSON_INDENT(2) |
+		    JSON_PRESERVE_ORDER) : NULL;
 		const char *name;
 		json_t *e;
 
-		printf("%s\n", pretty);
+		/* Indented when jansson can hold it all; as stored if not. */
+		printf("%s\n", pretty ? pretty : raw);
 		free(pretty);
+		json_decref(whole);
 		printf("age: %s\n", ctl_age(ev_now_ms() - ev_key_time_ms(key), age,
 		    sizeof age));
 		json_object_foreach(where, name, e) {
@@ -123,6 +134,7 @@ ctl_show(struct ctl *ctl, int argc, char **argv)
 	}
 	json_decref(where);
 	json_decref(ev);
+	free(raw);
 	ev_spool_subs_free(subs, n);
 	return 0;
 }

@@ -43,7 +43,7 @@ ctl_replay(struct ctl *ctl, int argc, char **argv)
 	keys = ctl_keys(logfd, &n);
 	for (i = 0; i < n; i++) {
 		if (ev_key_time_ms(keys[i]) < oldest || strcmp(keys[i], from) < 0 ||
-		    (ev = ctl_read_event(logfd, keys[i])) == NULL)
+		    (ev = ctl_read_event(logfd, keys[i], NULL)) == NULL)
 			continue;
 		type = json_string_value(json_object_get(ev, "type"));
 		/* -e narrows, never widens: a replay is a second delivery,
@@ -51,7 +51,9 @@ ctl_replay(struct ctl *ctl, int argc, char **argv)
 		match = type != NULL && ctl_sub_matches(s, type) &&
 		    (a.pattern == NULL || ev_pattern_match(a.pattern, type));
 		json_decref(ev);
-		if (!match)
+		/* An event the subscription still holds (in flight, waiting
+		 * for a retry, dead) is not queued a second time beside it. */
+		if (!match || ctl_where(ctl, s, keys[i], NULL) != NULL)
 			continue;
 		if (linkat(logfd, keys[i], queue, keys[i], 0) < 0) {
 			if (errno == EEXIST || errno == ENOENT)

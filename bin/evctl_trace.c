@@ -126,7 +126,7 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 	if (argc != 1)
 		tool_exit(EX_USAGE, "trace takes one event id");
 	ctl_find_event(ctl, argv[0], key);
-	if ((ev = ctl_read_event(logfd, key)) == NULL)
+	if ((ev = ctl_read_event(logfd, key, NULL)) == NULL)
 		tool_exit(EX_DATAERR, "event '%s' cannot be read", argv[0]);
 	corr = strdup(field(ev, "correlationid") ?: field(ev, "id"));
 	json_decref(ev);
@@ -134,7 +134,7 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 	if ((nodes = calloc(nkeys + 1, sizeof *nodes)) == NULL || corr == NULL)
 		tool_exit(EX_OSERR, "out of memory");
 	for (i = 0; i < nkeys; i++) {
-		if ((ev = ctl_read_event(logfd, keys[i])) == NULL)
+		if ((ev = ctl_read_event(logfd, keys[i], NULL)) == NULL)
 			continue;
 		if ((field(ev, "correlationid") != NULL &&
 		    strcmp(field(ev, "correlationid"), corr) == 0) ||
@@ -203,7 +203,7 @@ ctl_graph(struct ctl *ctl, int argc, char **argv)
 		tool_die(&err);
 	keys = ctl_keys(logfd, &nkeys);
 	for (i = 0; i < nkeys; i++) {
-		if ((ev = ctl_read_event(logfd, keys[i])) == NULL)
+		if ((ev = ctl_read_event(logfd, keys[i], NULL)) == NULL)
 			continue;
 		type = field(ev, "type");
 		sub = field(ev, "subscription");

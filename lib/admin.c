@@ -214,8 +214,10 @@ ev_spool_init(const char *path, const char *group, struct ev_err *err)
 		return rc;
 	sp = (struct spool *)bus;
 	if (gr != NULL) {
-		static const char text[] = "# written by evctl init --group\n"
-		    "shared_group = 1\n";
+		char *text = NULL, *old = NULL;
+		size_t len = 0;
+		FILE *out;
+		int fail;
 
 		if (fchown(sp->fd, (uid_t)-1, gr->gr_gid) < 0 ||
 		    fchmod(sp->fd, 02770) < 0) {
@@ -229,9 +231,28 @@ ev_spool_init(const char *path, const char *group, struct ev_err *err)
 				goto done;
 			}
 		}
-		if (ev_write_file_atomic(sp->fd, "config", text, sizeof text - 1,
-		    0660, 1) < 0 ||
-		    fchownat(sp->fd, "config", (uid_t)-1, gr->gr_gid, 0) < 0) {
+		/* Keep the settings already there; only shared_group is set. */
+		if ((out = open_memstream(&text, &len)) == NULL) {
+			rc = ev_fail_errno(err, EX_OSERR, "out of memory");
+			goto done;
+		}
+		if (ev_read_file_at(sp->fd, "config", 64 * 1024, &old, NULL) == 0) {
+			char *line, *save = NULL;
+
+			for (line = strtok_r(old, "\n", &save); line != NULL;
+			    line = strtok_r(NULL, "\n", &save))
+				if (strncmp(line + strspn(line, " \t"),
+				    "shared_group", 12) != 0)
+					fprintf(out, "%s\n", line);
+			free(old);
+		}
+		fputs("shared_group = 1\n", out);
+		fclose(out);
+		fail = text == NULL || ev_write_file_atomic(sp->fd, "config", text,
+		    len, 0660, 1) < 0 ||
+		    fchownat(sp->fd, "config", (uid_t)-1, gr->gr_gid, 0) < 0;
+		free(text);
+		if (fail) {
 			rc = ev_fail_errno(err, EX_CANTCREAT, "%s/config",
 			    sp->path);
 			goto done;

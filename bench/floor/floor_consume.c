@@ -9,9 +9,17 @@
  * read and acknowledge each event, so `evsub`/`evrun` draining a backlog are
  * judged as a ratio to it.
  *
- * usage: floor_consume [-d DIR] [-n N] [-b BYTES] [-S]
- * DIR/queue must not exist yet (every entry in it is consumed, i.e. deleted);
- * it is removed at exit.
+ * -L: each file is also hard-linked into DIR/log (untimed), as every queued
+ * event of a spool is also in log/, so the timed unlink only drops a name and
+ * frees nothing.  Without -L the unlink frees the inode and its data block,
+ * which on a filesystem mounted with `discard` waits for the device to
+ * discard the block (milliseconds on some virtual disks) -- a cost evspool's
+ * consumers do not pay (the log's clean-up does, later).  -K (with -L) leaves
+ * DIR/log and its files for the caller to remove.
+ *
+ * usage: floor_consume [-d DIR] [-n N] [-b BYTES] [-S] [-L [-K]]
+ * DIR/queue (and with -L DIR/log) must not exist yet (every entry in it is
+ * consumed, i.e. deleted); it is removed at exit.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -56,16 +64,18 @@ int main(int argc, char **argv)
 {
 	const char *dir = ".";
 	long n = 10000, bytes = 200;
-	int nosync = 0, c;
+	int nosync = 0, keeplog = 0, keep = 0, c;
 
-	while ((c = getopt(argc, argv, "d:n:b:S")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:b:SLK")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'n': n = num(optarg, c, 1); break;
 		case 'b': bytes = num(optarg, c, 0); break;
 		case 'S': nosync = 1; break;
+		case 'L': keeplog = 1; break;
+		case 'K': keep = 1; break;
 		default:
-			fprintf(stderr, "usage: %s [-d DIR] [-n N] [-b BYTES] [-S]\n", prog);
+			fprintf(stderr, "usage: %s [-d DIR] [-n N] [-b BYTES] [-S] [-L [-K]]\n", prog);
 			return 2;
 		}
 	}
@@ -85,6 +95,16 @@ int main(int argc, char **argv)
 	int qfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (qfd < 0)
 		die("open", path);
+	char logpath[4096];
+	int lfd = -1;
+	if (keeplog) {
+		snprintf(logpath, sizeof logpath, "%s/log", dir);
+		if (mkdir(logpath, 0755))
+			die("mkdir", logpath);
+		lfd = open(logpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (lfd < 0)
+			die("open", logpath);
+	}
 	for (long i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "%ld", i);
 		int fd = openat(qfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -99,6 +119,8 @@ int main(int argc, char **argv)
 		}
 		if (close(fd))
 			die("close", name);
+		if (keeplog && linkat(qfd, name, lfd, name, 0))
+			die("link", name);
 	}
 	if (!nosync && syncfs(qfd))
 		die("syncfs", path);
@@ -144,9 +166,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: consumed %ld entries, expected %ld\n", prog, done, n);
 		return 1;
 	}
-	if (printf("{\"floor\":\"consume%s\",\"events\":%ld,\"bytes\":%ld,"
+	if (printf("{\"floor\":\"consume%s%s\",\"events\":%ld,\"bytes\":%ld,"
 		   "\"us_per_event\":%.1f,\"events_per_s\":%.0f}\n",
-		   nosync ? "_unsynced" : "", n, bytes, us / n, n / us * 1e6) < 0
+		   keeplog ? "_linked" : "", nosync ? "_unsynced" : "", n, bytes, us / n, n / us * 1e6) < 0
 	    || fflush(stdout))
 		die("write", "stdout");
 
@@ -154,6 +176,17 @@ int main(int argc, char **argv)
 		die("close", path);
 	if (rmdir(path))
 		die("rmdir", path);
+	if (keeplog && !keep) {
+		for (long i = 0; i < n; i++) {
+			snprintf(name, sizeof name, "%ld", i);
+			if (unlinkat(lfd, name, 0))
+				die("unlink", name);
+		}
+		if (rmdir(logpath))
+			die("rmdir", logpath);
+	}
+	if (lfd >= 0 && close(lfd))
+		die("close", logpath);
 	free(buf);
 	return 0;
 }

@@ -426,8 +426,9 @@ main(int argc, char *argv[])
 		status = publish_lines(bus, &o, type);
 	else
 		status = publish_one(bus, &o, type, argc - 1, argv + 1);
-	ev_bus_close(bus);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		tool_exit(EX_IOERR, "writing ids: %s", strerror(errno));
+	tool_maintain(bus);
+	ev_bus_close(bus);
 	return status;
 }

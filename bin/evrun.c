@@ -221,6 +221,7 @@ main(int argc, char *argv[])
 	publish(bus, &o, status == 0 ? "completed" : "failed", payload);
 	free(payload);
 	capture_free(&cap);
+	tool_maintain(bus);
 	ev_bus_close(bus);
 	exitcode = WIFEXITED(status) ? WEXITSTATUS(status) :
 	    128 + WTERMSIG(status);

@@ -43,6 +43,7 @@ struct state {
 	int died;                  /* an event went to the dead letters */
 	int64_t stop_deadline_ms;  /* SIGTERM: grace for running handlers */
 	int64_t last_event_ms;     /* for -w */
+	int64_t next_maintain_ms;  /* when to ask about housekeeping again */
 	int sigfd;
 	int spawn_errno_reported;
 };
@@ -494,6 +495,10 @@ serve(struct state *st)
 				    retry_wait >= 0) ? EX_TEMPFAIL : 0;
 		}
 		now = ev_monotonic_ms();
+		if (now >= st->next_maintain_ms) {
+			tool_maintain(st->bus);
+			st->next_maintain_ms = now + 60 * 1000;
+		}
 		if (o->wait_ms && st->running == 0 &&
 		    now - st->last_event_ms >= o->wait_ms)
 			return EXIT_WAIT_EXPIRED;
@@ -574,6 +579,7 @@ main(int argc, char *argv[])
 		tool_exit(EX_OSERR, "out of memory");
 	status = serve(&st);
 	finish(&st);
+	tool_maintain(st.bus);   /* also for a spool read only by --once runs */
 	ev_sub_close(st.sub);
 	ev_bus_close(st.bus);
 	free(st.jobs);

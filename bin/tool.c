@@ -6,12 +6,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "tool.h"
 
@@ -87,4 +89,36 @@ tool_signalfd(sigset_t *old)
 	    (fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		tool_exit(EX_OSERR, "signalfd: %s", strerror(errno));
 	return fd;
+}
+
+void
+tool_maintain(struct ev_bus *bus)
+{
+	struct ev_bus_opts bo = { 0 };
+	struct ev_err ignored;
+	struct ev_bus *own;
+	pid_t pid;
+	int null;
+
+	if (!ev_bus_maintenance_due(bus))
+		return;
+	fflush(NULL);
+	if ((pid = fork()) != 0)
+		return;   /* the parent goes on; a failed fork skips a turn */
+	setsid();
+	/* Inherited descriptors go: a subscription's lock among them must
+	 * not outlive the evsub that holds it. The spool is opened again. */
+	close_range(3, ~0U, 0);
+	if ((null = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	bo.location = ev_bus_location(bus);
+	bo.sync = 1;
+	if (ev_bus_open(&bo, &own, &ignored) == 0)
+		ev_bus_maintain(own, &ignored);
+	_exit(0);
 }

@@ -26,5 +26,9 @@ void tool_version(void) __attribute__((noreturn));
  * (exit 71 if that fails); the mask before is stored in *OLD if not NULL,
  * for children to get back. */
 int tool_signalfd(sigset_t *old);
+/* When the bus's housekeeping is due, run it in a detached child (its own
+ * session, stdio on /dev/null, so no caller waits for it), after the tool
+ * has done and reported its own work. */
+void tool_maintain(struct ev_bus *bus);
 
 #endif

@@ -183,7 +183,7 @@ ev_spool_gc(struct ev_bus *bus, struct ev_err *err)
 
 	if (sp == NULL)
 		return not_a_spool(err);
-	return spool_gc(sp, 1, err);
+	return spool_gc(sp, err);
 }
 
 /* chgrp and chmod one directory of a shared spool. */

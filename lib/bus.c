@@ -32,6 +32,18 @@ ev_bus_payload_max(const struct ev_bus *bus)
 	return bus->payload_max;
 }
 
+int
+ev_bus_maintenance_due(struct ev_bus *bus)
+{
+	return bus->ops->maintenance_due(bus);
+}
+
+int
+ev_bus_maintain(struct ev_bus *bus, struct ev_err *err)
+{
+	return bus->ops->maintain(bus, err);
+}
+
 void
 ev_bus_close(struct ev_bus *bus)
 {

@@ -570,13 +570,6 @@ spool_sub_open(struct ev_bus *bus, const struct ev_sub_opts *o,
 		    "cannot read subscription %s/%s", sp->path, s->dir);
 		goto fail;
 	}
-	/* Consumers share the amortised clean-up with publishers, so a spool
-	 * that is only read is still cleaned (at most once a minute). */
-	{
-		struct ev_err ignored;
-
-		spool_gc(sp, 0, &ignored);
-	}
 	*subp = &s->base;
 	return 0;
 fail:

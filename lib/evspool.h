@@ -185,6 +185,15 @@ const char *ev_bus_location(const struct ev_bus *bus);
 /* The payload size limit in force for this bus (spool config or default). */
 size_t ev_bus_payload_max(const struct ev_bus *bus);
 
+/* Housekeeping: for the spool, the leftovers of crashed publishers, dead
+ * ephemeral subscriptions, and the log's retention. It costs time in
+ * proportion to the log, so it belongs off any hot path:
+ * ev_bus_maintenance_due() is cheap (one stat) and, when a minute has passed
+ * since the last run by any process, claims this turn and returns 1; then
+ * ev_bus_maintain() does the work. */
+int ev_bus_maintenance_due(struct ev_bus *bus);
+int ev_bus_maintain(struct ev_bus *bus, struct ev_err *err);
+
 /* Publishing is done in batches: add events, then commit. Nothing of a batch
  * is visible to a subscriber before it is committed... except that a spool
  * makes an event visible in the queues before its final flush; what commit
@@ -261,6 +270,8 @@ struct ev_backend_ops {
 	const char *name;
 	int (*open)(const struct ev_bus_opts *, struct ev_bus **, struct ev_err *);
 	void (*close)(struct ev_bus *);
+	int (*maintenance_due)(struct ev_bus *);
+	int (*maintain)(struct ev_bus *, struct ev_err *);
 	int (*batch_new)(struct ev_bus *, struct ev_batch **, struct ev_err *);
 	int (*batch_add)(struct ev_batch *, const struct ev_event *, char *, int *,
 	    struct ev_err *);

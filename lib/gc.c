@@ -11,9 +11,11 @@
  *    hard links, so retention never takes an event from a queue. An ids/
  *    entry goes with its log entry: ids de-duplicate within retention.
  *
- * It runs when evctl gc asks, and by itself from publishers (their first
- * commit, then every 256th) and from evsub when it opens a subscription, at
- * most once a minute (SPOOL/gc.stamp keeps the time of the last run).
+ * It runs when evctl gc asks, and by itself at most once a minute: the
+ * tools ask spool_gc_due() (one stat of SPOOL/gc.stamp, which keeps the time
+ * of the last run) after their own work, and when it is due they run the
+ * gc in a detached child, because its cost grows with the log and must not
+ * land on a publish or a delivery.
  */
 #include "config.h"
 
@@ -236,23 +238,32 @@ apply_retention(struct spool *sp, int64_t now, struct ev_err *err)
 }
 
 int
-spool_gc(struct spool *sp, int force, struct ev_err *err)
+spool_gc_due(struct spool *sp)
 {
-	struct spool_index idx;
-	struct stat st;
 	int64_t now = ev_now_ms();
-	int fd, rc;
+	struct stat st;
+	int fd;
 
-	if (!force && fstatat(sp->fd, "gc.stamp", &st, 0) == 0 &&
+	if (fstatat(sp->fd, "gc.stamp", &st, 0) == 0 &&
 	    now - ((int64_t)st.st_mtim.tv_sec * 1000 +
 	    st.st_mtim.tv_nsec / 1000000) < GC_INTERVAL_MS)
 		return 0;
-	/* Stamp first, so concurrent publishers do not all start a gc. */
+	/* Stamp first, so concurrent processes do not all start a gc. */
 	fd = spool_create_file_at(sp, sp->fd, "gc.stamp", 0);
 	if (fd >= 0) {
 		futimens(fd, NULL);
 		close(fd);
 	}
+	return 1;
+}
+
+int
+spool_gc(struct spool *sp, struct ev_err *err)
+{
+	struct spool_index idx;
+	int64_t now = ev_now_ms();
+	int rc;
+
 	if ((rc = spool_index_read(sp, &idx, err)) != 0)
 		return rc;
 	clean_tmp(sp, &idx, now);

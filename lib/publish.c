@@ -524,13 +524,6 @@ spool_batch_commit(struct ev_batch *batch, struct ev_err *err)
 	b->n = 0;
 	queues_close(b);
 	b->committed = 1;
-	/* Retention is amortised over publishing, so nobody needs cron: the
-	 * first commit of a process, then every 256th, looks at the stamp. */
-	if (sp->commits++ % 256 == 0) {
-		struct ev_err ignored;
-
-		spool_gc(sp, 0, &ignored);
-	}
 	return 0;
 fail:
 	for (i = 0; i < b->n; i++) {

@@ -321,10 +321,24 @@ spool_close(struct ev_bus *bus)
 	spool_close_internal((struct spool *)bus);
 }
 
+static int
+spool_maintenance_due(struct ev_bus *bus)
+{
+	return spool_gc_due((struct spool *)bus);
+}
+
+static int
+spool_maintain(struct ev_bus *bus, struct ev_err *err)
+{
+	return spool_gc((struct spool *)bus, err);
+}
+
 const struct ev_backend_ops ev_spool_backend = {
 	.name = "spool",
 	.open = spool_open,
 	.close = spool_close,
+	.maintenance_due = spool_maintenance_due,
+	.maintain = spool_maintain,
 	.batch_new = spool_batch_new,
 	.batch_add = spool_batch_add,
 	.batch_commit = spool_batch_commit,

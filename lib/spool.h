@@ -28,7 +28,6 @@ struct spool {
 	int fix_mode;               /* the umask would strip bits of file_mode */
 	struct spool_config config;
 	char host[256];
-	unsigned long commits;      /* batches committed by this process */
 };
 
 /* One line of subs.idx: where a subscription lives and what it wants. */
@@ -66,8 +65,10 @@ int spool_create_file_at(struct spool *sp, int dirfd, const char *name,
     int excl);
 
 /* gc.c: stale temporary files, dead ephemeral subscriptions, log retention.
- * FORCE: run now; otherwise only when the last run is old enough. */
-int spool_gc(struct spool *sp, int force, struct ev_err *err);
+ * spool_gc_due() says whether the last run is a minute old, and if so
+ * claims this turn by stamping; spool_gc() runs it. */
+int spool_gc_due(struct spool *sp);
+int spool_gc(struct spool *sp, struct ev_err *err);
 /* Undo what a dead publisher left: tmp/NAME (event KEY), its ids/ entry and
  * the queue links it made, all only if they are still the same file. */
 void spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,

@@ -1151,3 +1151,17 @@ make_chain() {
 	[[ $stderr == *"no group 'evtest_no_such_group'"* ]]
 	[ ! -e "$T/new" ]
 }
+
+@test "retention runs by itself after a publish, in the background, when a minute has passed" {
+	evpub -q old.x
+	printf 'log_max_age = 1s\n' > "$EV_SPOOL/config"
+	sleep 1.2
+	# The last run is long ago: the next publisher starts the gc, after
+	# it has printed its id, in a detached child.
+	rm -f "$EV_SPOOL/gc.stamp"
+	new=$(evpub new.x)
+	[ -n "$new" ]
+	wait_until 10 test "$(count_files "$EV_SPOOL/log")" -eq 1
+	[ -e "$EV_SPOOL/log/$new" ]
+	[ -e "$EV_SPOOL/gc.stamp" ]
+}

@@ -59,7 +59,8 @@ init(struct ctl *ctl, int argc, char **argv)
 {
 	struct ev_err err = { 0 };
 	struct ctl_args a;
-	char path[4096];
+	/* Static: ctl->spool points here after init() returns. */
+	static char path[4096];
 
 	ctl_parse(ctl, &argc, &argv, "group", &a);
 	if (argc != 0)

@@ -136,10 +136,9 @@ ctl_keys(int dirfd, size_t *count)
 	struct dirent *de;
 	char **keys = NULL, **more;
 	size_t n = 0, cap = 0;
-	int fd;
 	DIR *d;
 
-	if ((fd = dup(dirfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(dirfd)) == NULL)
 		tool_exit(EX_IOERR, "cannot list directory: %s", strerror(errno));
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
@@ -176,11 +175,10 @@ ctl_count(int dirfd, char oldest[EV_KEY_LEN + 1])
 {
 	struct dirent *de;
 	long n = 0;
-	int fd;
 	DIR *d;
 
 	oldest[0] = '\0';
-	if ((fd = dup(dirfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(dirfd)) == NULL)
 		tool_exit(EX_IOERR, "cannot list directory: %s", strerror(errno));
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
@@ -276,7 +274,6 @@ ctl_find_event(struct ctl *ctl, const char *id, char key[EV_KEY_LEN + 1])
 	struct dirent *de;
 	struct stat st;
 	const char *why;
-	int fd;
 	DIR *d;
 
 	if (ev_key_valid(id) && faccessat(logfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -288,7 +285,7 @@ ctl_find_event(struct ctl *ctl, const char *id, char key[EV_KEY_LEN + 1])
 	/* A caller-chosen id: ids/ID is a link of log/KEY; find the name
 	 * with the same inode. */
 	if (fstatat(idsfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (fd = dup(logfd)) >= 0 && (d = fdopendir(fd)) != NULL) {
+	    (d = ev_opendir_at(logfd)) != NULL) {
 		rewinddir(d);
 		while ((de = readdir(d)) != NULL) {
 			if (de->d_ino == st.st_ino && ev_key_valid(de->d_name)) {

@@ -72,6 +72,8 @@ text_value(const char *text, size_t len)
 	while (i < len) {
 		seq = utf8_seq((const unsigned char *)text + i, len - i);
 		if (seq == 0) {
+			/* U+FFFD into a counted buffer (json_stringn), not a string. */
+			/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 			memcpy(clean + o, "\xef\xbf\xbd", 3);
 			o += 3;
 			i++;

@@ -237,15 +237,15 @@ report(struct state *st, const char *fmt, ...)
 static void
 report(struct state *st, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
 	if (st->o->quiet)
 		return;
-	fprintf(stderr, "%s: ", tool_name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	tool_warn("%s", msg);   /* one line, control bytes escaped */
 }
 
 /* Settle a delivery that failed: retry it later, or dead-letter it. */
@@ -308,6 +308,15 @@ settle_job(struct state *st, struct job *job, int status)
 		if (!job->timed_out)
 			snprintf(f.reason, sizeof f.reason, "killed by signal %d",
 			    f.signal);
+	}
+	if (job->stopped) {
+		/* Stopped by our own shutdown, not failed by itself: the
+		 * attempt counts, but it never makes a dead letter, as a
+		 * crash of evsub would not. */
+		if (ev_sub_retry(st->sub, &job->d, backoff_ms(st->o,
+		    job->d.attempt), &f, &err))
+			tool_die(&err);
+		return;
 	}
 	settle_failure(st, &job->d, job->id, job->type, &f);
 }
@@ -372,8 +381,11 @@ dispatch(struct state *st, struct ev_delivery *d)
 	for (i = 0; i < st->o->jobs; i++)
 		if (st->jobs[i].pid == 0)
 			job = &st->jobs[i];
+	/* serve() dispatches only while running < jobs, so a slot is free. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 	job->d = *d;
 	job->timed_out = 0;
+	job->stopped = 0;
 	job->started_ms = ev_monotonic_ms();
 	job->deadline_ms = st->o->timeout_ms ? job->started_ms +
 	    st->o->timeout_ms : 0;
@@ -415,6 +427,7 @@ police_jobs(struct state *st, int64_t now)
 		    st->stop_deadline_ms && !job->kill_at_ms) {
 			kill(-job->pid, SIGTERM);
 			job->kill_at_ms = now + 1000;
+			job->stopped = 1;
 		}
 		if (job->kill_at_ms && now >= job->kill_at_ms) {
 			kill(-job->pid, SIGKILL);

@@ -44,6 +44,7 @@ struct job {
 	struct ev_delivery d;
 	int64_t started_ms, deadline_ms, kill_at_ms;
 	int timed_out;
+	int stopped;               /* killed because evsub is stopping */
 	char id[EV_ID_MAX + 1], type[EV_TYPE_MAX + 1];
 };
 

@@ -56,7 +56,8 @@ command_runnable(const char *cmd)
 		end = strchr(p, ':');
 		if (end == NULL)
 			end = p + strlen(p);
-		snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p),
+		/* An empty element of PATH means the current directory. */
+		snprintf(buf, sizeof buf, "%.*s/%s", end == p ? 1 : (int)(end - p),
 		    end == p ? "." : p, cmd);
 		if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) &&
 		    access(buf, X_OK) == 0)

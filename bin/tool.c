@@ -17,10 +17,37 @@
 
 #include "tool.h"
 
+/* Print MSG as one line: messages quote what the user gave (a type, an
+ * id, a name), and a newline or a terminal escape in it must not split
+ * the line or reach the terminal, so control bytes are written as \xHH. */
+static void
+put_line(const char *msg)
+{
+	const unsigned char *p;
+
+	fprintf(stderr, "%s: ", tool_name);
+	for (p = (const unsigned char *)msg; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
+}
+
+static void
+vput_line(const char *fmt, va_list ap)
+{
+	char buf[4096];
+
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	put_line(buf);
+}
+
 void
 tool_die(const struct ev_err *err)
 {
-	fprintf(stderr, "%s: %s\n", tool_name, err->msg);
+	put_line(err->msg);
 	exit(err->status != 0 ? err->status : EX_SOFTWARE);
 }
 
@@ -29,11 +56,9 @@ tool_exit(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", tool_name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vput_line(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(status);
 }
 
@@ -42,11 +67,9 @@ tool_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", tool_name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vput_line(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void
@@ -97,8 +120,9 @@ tool_maintain(struct ev_bus *bus)
 	struct ev_bus_opts bo = { 0 };
 	struct ev_err ignored;
 	struct ev_bus *own;
+	sigset_t none;
 	pid_t pid;
-	int null;
+	int null, fd;
 
 	if (!ev_bus_maintenance_due(bus))
 		return;
@@ -106,9 +130,17 @@ tool_maintain(struct ev_bus *bus)
 	if ((pid = fork()) != 0)
 		return;   /* the parent goes on; a failed fork skips a turn */
 	setsid();
+	/* The parent's blocked and ignored signals are not the child's: it
+	 * must stop on SIGTERM like anything else. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	/* Inherited descriptors go: a subscription's lock among them must
 	 * not outlive the evsub that holds it. The spool is opened again. */
-	close_range(3, ~0U, 0);
+	if (close_range(3, ~0U, 0) < 0)
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
 	if ((null = open("/dev/null", O_RDWR)) >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);

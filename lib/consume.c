@@ -202,10 +202,9 @@ load_states(struct spool_sub *s)
 	json_t *st;
 	struct dirent *de;
 	char *text;
-	int fd;
 	DIR *d;
 
-	if ((fd = dup(s->statefd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(s->statefd)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		/* A crash in the middle of a state write leaves its temporary
@@ -258,10 +257,10 @@ each_key(int dirfd, int (*fn)(struct spool_sub *, const char *),
     struct spool_sub *s)
 {
 	struct dirent *de;
-	int fd, rc = 0;
+	int rc = 0;
 	DIR *d;
 
-	if ((fd = dup(dirfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(dirfd)) == NULL)
 		return -1;
 	rewinddir(d);
 	while (rc == 0 && (de = readdir(d)) != NULL)
@@ -331,29 +330,30 @@ static int
 replay_log(struct spool_sub *s, const struct ev_sub_opts *o)
 {
 	int64_t oldest = o->replay_all ? 0 : ev_now_ms() - o->since_ms;
+	struct ev_envelope env;
+	struct ev_err err;
 	struct dirent *de;
-	json_t *ev, *type;
+	size_t len;
 	char *text;
-	int fd, i, match;
+	int i, match;
 	DIR *d;
 
-	if ((fd = dup(s->sp->logfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(s->sp->logfd)) == NULL)
 		return -1;
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		if (!ev_key_valid(de->d_name) ||
 		    ev_key_time_ms(de->d_name) < oldest ||
 		    ev_read_file_at(s->sp->logfd, de->d_name, 64 * 1024 * 1024,
-		    &text, NULL) < 0)
+		    &text, &len) < 0)
 			continue;
-		ev = json_loads(text, JSON_DISABLE_EOF_CHECK, NULL);
+		match = 0;
+		if (ev_envelope_parse(text, len, &env, &err) == 0) {
+			for (i = 0; !match && i < o->npatterns; i++)
+				match = ev_pattern_match(o->patterns[i], env.type);
+			ev_envelope_free(&env);
+		}
 		free(text);
-		type = json_object_get(ev, "type");
-		for (match = 0, i = 0; json_is_string(type) && !match &&
-		    i < o->npatterns; i++)
-			match = ev_pattern_match(o->patterns[i],
-			    json_string_value(type));
-		json_decref(ev);
 		/* An event this subscription still holds (in flight, waiting
 		 * for a retry, dead) is not queued a second time. */
 		if (match && (faccessat(s->curfd, de->d_name, F_OK,

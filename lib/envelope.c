@@ -45,6 +45,11 @@ ev_envelope_parse(const char *text, size_t len, struct ev_envelope *env,
 	int rc = 0;
 
 	memset(env, 0, sizeof *env);
+	/* A raw NUL is never valid JSON, but jansson takes one after a
+	 * number ("payload":1<NUL>} passes), which would hand readers a
+	 * payload span holding a NUL: refuse it, as ev_payload_parse does. */
+	if (memchr(text, '\0', len) != NULL)
+		return ev_fail(err, EX_DATAERR, "not an event: NUL byte");
 	obj = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
 	    &jerr);
 	if (json_object_get(obj, "payload") == NULL ||

@@ -15,6 +15,7 @@
 #ifndef EVSPOOL_H
 #define EVSPOOL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -101,6 +102,10 @@ void ev_time_rfc3339_ms(int64_t ms, char out[EV_TIMEBUF]);
 int ev_writeall(int fd, const void *buf, size_t len);
 /* Read until EOF or LEN bytes; returns the count or -1. */
 ssize_t ev_readall(int fd, void *buf, size_t len);
+/* A directory stream over DIRFD, from its start, leaving DIRFD open for
+ * the caller (closedir() closes only the stream's own copy); NULL and
+ * errno on failure. */
+DIR *ev_opendir_at(int dirfd);
 
 /* Read everything from FD (at most MAX bytes; errno EFBIG beyond) into a
  * fresh NUL-terminated buffer. Returns 0, or -1 with errno set. */

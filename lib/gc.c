@@ -41,28 +41,32 @@ static int
 custom_id_of(int dirfd, const char *name, const char *key, char *id,
     size_t len)
 {
-	json_t *ev, *jid;
+	struct ev_envelope env;
+	struct ev_err err;
+	size_t textlen;
 	char *text;
 	int found = 0;
 
-	if (ev_read_file_at(dirfd, name, 64 * 1024 * 1024, &text, NULL) < 0)
+	if (ev_read_file_at(dirfd, name, 64 * 1024 * 1024, &text, &textlen) < 0)
 		return 0;
-	ev = json_loads(text, JSON_DISABLE_EOF_CHECK, NULL);
-	free(text);
-	jid = json_object_get(ev, "id");
-	if (json_is_string(jid) && strcmp(json_string_value(jid), key) != 0 &&
-	    strlen(json_string_value(jid)) < len) {
-		strcpy(id, json_string_value(jid));
-		found = 1;
+	/* Through ev_envelope_parse: an event whose payload jansson cannot
+	 * hold (1e400) must still give up its id, or ids/ID would outlive
+	 * the event's retention. */
+	if (ev_envelope_parse(text, textlen, &env, &err) == 0) {
+		if (strcmp(env.id, key) != 0 && strlen(env.id) < len) {
+			strcpy(id, env.id);
+			found = 1;
+		}
+		ev_envelope_free(&env);
 	}
-	json_decref(ev);
+	free(text);
 	return found;
 }
 
 /* Unlink DIRFD/NAME only if it is the same file as ST, so a newer event
  * that reused the name is left alone. */
-static void
-unlink_if_same(int dirfd, const char *name, const struct stat *st)
+void
+spool_unlink_if_same(int dirfd, const char *name, const struct stat *st)
 {
 	struct stat other;
 
@@ -77,26 +81,48 @@ pid_alive(long pid)
 	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
-void
-spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
-    const char *name, const char *key)
+/* Roll back the claimed leftover tmp/CLAIM of event KEY. */
+static void
+rollback_claimed(struct spool *sp, const struct spool_index *idx,
+    const char *claim, const char *key)
 {
 	char id[EV_ID_MAX + 1], path[EV_NAME_MAX + EV_KEY_LEN + 48];
 	struct stat st;
 	int i;
 
-	if (fstatat(sp->tmpfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(sp->tmpfd, claim, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-		if (custom_id_of(sp->tmpfd, name, key, id, sizeof id))
-			unlink_if_same(sp->idsfd, id, &st);
+		if (custom_id_of(sp->tmpfd, claim, key, id, sizeof id))
+			spool_unlink_if_same(sp->idsfd, id, &st);
 		for (i = 0; i < idx->nsubs; i++) {
 			snprintf(path, sizeof path, "%s/queue/%s",
 			    idx->subs[i].dir, key);
-			unlink_if_same(sp->fd, path, &st);
+			spool_unlink_if_same(sp->fd, path, &st);
 		}
 	}
-	unlinkat(sp->tmpfd, name, 0);
+	unlinkat(sp->tmpfd, claim, 0);
+}
+
+/*
+ * The leftover is first claimed by renaming it to tmp/.rollback.NAME: if
+ * its publisher was in fact alive (an old file, a pid from another pid
+ * namespace) and commits now, either its rename into log/ wins and the
+ * claim fails, so nothing of a committed event is touched, or the claim
+ * wins and the publisher's own rename fails, so it reports failure and
+ * what is removed here was never acknowledged.
+ */
+void
+spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
+    const char *name, const char *key)
+{
+	char claim[EV_KEY_LEN + 64];
+
+	if (snprintf(claim, sizeof claim, ".rollback.%s", name) >=
+	    (int)sizeof claim ||
+	    renameat(sp->tmpfd, name, sp->tmpfd, claim) < 0)
+		return;
+	rollback_claimed(sp, idx, claim, key);
 }
 
 static void
@@ -108,13 +134,21 @@ clean_tmp(struct spool *sp, const struct spool_index *idx, int64_t now)
 	const char *dot;
 	char *end;
 	long pid;
-	int fd;
 	DIR *d;
 
-	if ((fd = dup(sp->tmpfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(sp->tmpfd)) == NULL)
 		return;
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".rollback.", 10) == 0 &&
+		    strlen(de->d_name) > 10 + EV_KEY_LEN) {
+			/* Claimed by a gc that died before finishing. */
+			memcpy(key, de->d_name + 10, EV_KEY_LEN);
+			key[EV_KEY_LEN] = '\0';
+			if (ev_key_valid(key))
+				rollback_claimed(sp, idx, de->d_name, key);
+			continue;
+		}
 		if (de->d_name[0] == '.')
 			continue;
 		dot = strchr(de->d_name, '.');
@@ -142,10 +176,10 @@ clean_ephemeral(struct spool *sp, const struct spool_index *idx, int64_t now)
 	struct ev_err ignored;
 	char dir[EV_NAME_MAX + 32], lockpath[EV_NAME_MAX + 16];
 	struct dirent *de;
-	int fd, lockfd, held, i, listed;
+	int lockfd, held, i, listed;
 	DIR *d;
 
-	if ((fd = dup(sp->ephfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(sp->ephfd)) == NULL)
 		return;
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
@@ -196,10 +230,9 @@ apply_retention(struct spool *sp, int64_t now, struct ev_err *err)
 	char id[EV_ID_MAX + 1];
 	struct dirent *de;
 	struct stat st;
-	int fd;
 	DIR *d;
 
-	if ((fd = dup(sp->logfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(sp->logfd)) == NULL)
 		return ev_fail_errno(err, EX_IOERR, "%s/log", sp->path);
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
@@ -229,7 +262,7 @@ apply_retention(struct spool *sp, int64_t now, struct ev_err *err)
 			break;
 		if (fstatat(sp->logfd, ents[i].key, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    custom_id_of(sp->logfd, ents[i].key, ents[i].key, id, sizeof id))
-			unlink_if_same(sp->idsfd, id, &st);
+			spool_unlink_if_same(sp->idsfd, id, &st);
 		unlinkat(sp->logfd, ents[i].key, 0);
 		total -= ents[i].size;
 	}
@@ -248,12 +281,17 @@ spool_gc_due(struct spool *sp)
 	    now - ((int64_t)st.st_mtim.tv_sec * 1000 +
 	    st.st_mtim.tv_nsec / 1000000) < GC_INTERVAL_MS)
 		return 0;
-	/* Stamp first, so concurrent processes do not all start a gc. */
+	/* Stamp first, so concurrent processes do not all start a gc; a
+	 * process that cannot stamp (a read-only spool) leaves it to others
+	 * rather than starting a gc on every call. */
 	fd = spool_create_file_at(sp, sp->fd, "gc.stamp", 0);
-	if (fd >= 0) {
-		futimens(fd, NULL);
+	if (fd < 0)
+		return 0;
+	if (futimens(fd, NULL) < 0) {
 		close(fd);
+		return 0;
 	}
+	close(fd);
 	return 1;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -146,4 +147,24 @@ ev_write_file_atomic(int dirfd, const char *name, const void *buf,
 	if (sync && fsync(dirfd) < 0)
 		return -1;
 	return 0;
+}
+
+DIR *
+ev_opendir_at(int dirfd)
+{
+	DIR *d;
+	int fd, saved;
+
+	/* A copy, so closedir() leaves DIRFD open; close-on-exec, so no
+	 * handler inherits it. */
+	if ((fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	rewinddir(d);   /* the copy shares the offset of DIRFD */
+	return d;
 }

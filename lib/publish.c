@@ -181,10 +181,10 @@ static int
 find_in_tmp(struct spool *sp, ino_t ino, char *name, size_t len)
 {
 	struct dirent *de;
-	int fd, found = 0;
+	int found = 0;
 	DIR *d;
 
-	if ((fd = dup(sp->tmpfd)) < 0 || (d = fdopendir(fd)) == NULL)
+	if ((d = ev_opendir_at(sp->tmpfd)) == NULL)
 		return 0;
 	rewinddir(d);
 	while (!found && (de = readdir(d)) != NULL) {
@@ -235,7 +235,7 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 	char owner[EV_KEY_LEN + 32], key[EV_KEY_LEN + 1];
 	const char *dot;
 	struct stat st;
-	int tries;
+	int tries, i;
 	long pid;
 
 	for (tries = 0; tries < WAIT_STEPS; tries++) {
@@ -258,14 +258,19 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 		if (!find_in_tmp(sp, st.st_ino, owner, sizeof owner)) {
 			if (st.st_nlink >= 2)
 				return 1;   /* committed: in the log, queued */
-			/* Nothing else names it: a stale reservation. */
-			unlinkat(sp->idsfd, id, 0);
+			/* Nothing else names it: a stale reservation. Only
+			 * this very file goes, not a newer reservation that a
+			 * third publisher made meanwhile. */
+			spool_unlink_if_same(sp->idsfd, id, &st);
 			continue;
 		}
 		dot = strchr(owner, '.');
 		pid = dot ? strtol(dot + 1, NULL, 10) : 0;
+		for (i = 0; i < b->n; i++)
+			if (strcmp(b->items[i].tmpname, owner) == 0)
+				return 1;   /* an earlier event of this batch */
 		if (pid == (long)getpid())
-			return 1;   /* an earlier event of this very batch */
+			pid = 0;   /* a dead namesake's leftover: pid reused */
 		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
 			if (holds_ids(b))
 				return -3;
@@ -277,7 +282,7 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 			key[EV_KEY_LEN] = '\0';
 			spool_rollback_tmp(sp, &b->idx, owner, key);
 		} else {
-			unlinkat(sp->idsfd, id, 0);
+			spool_unlink_if_same(sp->idsfd, id, &st);
 		}
 	}
 	return -2;

@@ -140,20 +140,23 @@ static int
 parse_size(const char *text, int64_t *out)
 {
 	char *end;
-	long long n;
+	long long n, mult;
 
 	errno = 0;
 	n = strtoll(text, &end, 10);
 	if (errno != 0 || end == text || n < 0)
 		return -1;
 	switch (*end) {
-	case 'k': case 'K': n *= 1024LL; end++; break;
-	case 'm': case 'M': n *= 1024LL * 1024; end++; break;
-	case 'g': case 'G': n *= 1024LL * 1024 * 1024; end++; break;
-	default: break;
+	case 'k': case 'K': mult = 1024LL; end++; break;
+	case 'm': case 'M': mult = 1024LL * 1024; end++; break;
+	case 'g': case 'G': mult = 1024LL * 1024 * 1024; end++; break;
+	default: mult = 1; break;
 	}
-	if (*end != '\0')
+	/* An overflow would wrap to a negative size: an error, not a limit
+	 * that empties the log. */
+	if (*end != '\0' || n > INT64_MAX / mult)
 		return -1;
+	n *= mult;
 	*out = n;
 	return 0;
 }
@@ -203,7 +206,7 @@ read_config(struct spool *sp, struct ev_err *err)
 		    parse_size(value, &n) == 0)
 			c->log_max_bytes = n;
 		else if (strcmp(key, "payload_max") == 0 &&
-		    parse_size(value, &n) == 0 && n > 0)
+		    parse_size(value, &n) == 0 && n > 0 && n <= 1024LL * 1024 * 1024)
 			c->payload_max = (size_t)n;
 		else if (strcmp(key, "shared_group") == 0 &&
 		    (strcmp(value, "0") == 0 || strcmp(value, "1") == 0))
@@ -235,6 +238,9 @@ spool_open(const struct ev_bus_opts *opts, struct ev_bus **busp,
 			return rc;
 		path = defpath;
 	}
+	/* The analyzer cannot see that ev_fail() never returns 0, so it
+	 * thinks ev_default_spool() may succeed without writing DEFPATH. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 	if (path[0] != '/' && getcwd(cwd, sizeof cwd) != NULL &&
 	    snprintf(abspath, sizeof abspath, "%s/%s", cwd, path) <
 	    (int)sizeof abspath)

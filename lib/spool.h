@@ -73,6 +73,8 @@ int spool_gc(struct spool *sp, struct ev_err *err);
  * the queue links it made, all only if they are still the same file. */
 void spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
     const char *name, const char *key);
+/* Unlink DIRFD/NAME only if it is still the file ST describes. */
+void spool_unlink_if_same(int dirfd, const char *name, const struct stat *st);
 
 /* publish.c / consume.c: the backend operations. */
 int spool_batch_new(struct ev_bus *, struct ev_batch **, struct ev_err *);

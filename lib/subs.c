@@ -104,6 +104,11 @@ spool_index_read(struct spool *sp, struct spool_index *idx,
 		}
 		more = realloc(idx->subs, (size_t)(idx->nsubs + 1) * sizeof *more);
 		if (more == NULL) {
+			/* E is not in IDX yet, so spool_index_free()
+			 * would not free its patterns. */
+			for (i = 0; i < e.npatterns; i++)
+				free(e.patterns[i]);
+			free(e.patterns);
 			free(text);
 			spool_index_free(idx);
 			return ev_fail_errno(err, EX_OSERR, "out of memory");

@@ -17,7 +17,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
 
 [ -x configure ] || autoreconf -fi
-[ -f Makefile ] || ./configure -q
+# shellcheck disable=SC2086
+[ -f Makefile ] || ./configure -q ${EV_CONFIGURE_FLAGS:-}
 make -j"$(nproc)" >/dev/null
 
 echo "== demo: a durable subscription 'quickstart' to user.* events"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 # Everything the build, the tests and the benchmarks need, from Debian.
 PACKAGES="build-essential autoconf automake libtool pkg-config libjansson-dev
-bats jq inotify-tools graphviz systemd"
+bats jq inotify-tools graphviz systemd valgrind"
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -39,19 +39,23 @@ handlers_done() {
 	[ "$(count_files "$T/running")" -eq 0 ]
 }
 
-# crash_loop JOBS: publish 300 events (200 before, 100 while evsub is being
-# killed), kill -9 evsub -j JOBS again and again after random short delays,
-# then let a last evsub --once finish, and check the log.
+# crash_loop JOBS: publish N events (2/3 before, 1/3 while evsub is being
+# killed), kill -9 evsub -j JOBS again and again after random short delays
+# (at most K times), then let a last evsub --once finish, and check the log.
+# N and K are EV_CRASH_EVENTS (300) and EV_CRASH_KILLS (60): CI runs these;
+# larger runs are one environment variable away.
 crash_loop() {
 	local jobs=$1 kills=0 pid pubpid rc dups
+	local n=${EV_CRASH_EVENTS:-300} maxkills=${EV_CRASH_KILLS:-60}
 	make_sub k '#'
-	for i in $(seq 200); do
+	for i in $(seq $((n * 2 / 3))); do
 		echo "{\"type\":\"crash.e\",\"payload\":{\"i\":$i}}"
 	done | evpub -l > "$T/ids"
-	ev_bg sh -c 'for i in $(seq 201 300); do
-		evpub crash.e i:=$i || exit 1; sleep 0.01; done' >> "$T/ids"
+	ev_bg sh -c 'for i in $(seq "$1" "$2"); do
+		evpub crash.e i:=$i || exit 1; sleep 0.01; done' sh \
+	    $((n * 2 / 3 + 1)) "$n" >> "$T/ids"
 	pubpid=$!
-	while [ "$kills" -lt 60 ]; do
+	while [ "$kills" -lt "$maxkills" ]; do
 		ev_bg evsub -n k -e '#' -j "$jobs" -- "$T/h" 2>> "$T/err"
 		pid=$!
 		sleep "$(printf '0.%03d' $((RANDOM % 200)))"
@@ -68,7 +72,7 @@ crash_loop() {
 		fi
 	done
 	wait "$pubpid"
-	[ "$(wc -l < "$T/ids")" -eq 300 ]
+	[ "$(wc -l < "$T/ids")" -eq "$n" ]
 	# Right after the last kill the subscription can be served again: the
 	# lock died with its holder.
 	run --separate-stderr evsub -n k -e '#' -j "$jobs" --once -- "$T/h"
@@ -78,12 +82,12 @@ crash_loop() {
 	# No restart was ever refused or reported anything.
 	[ ! -s "$T/err" ]
 
-	# Every event was handled: exactly the 300 published ids, none missing.
+	# Every event was handled: exactly the N published ids, none missing.
 	[ "$(cut -d' ' -f1 "$T/log" | sort -u)" = "$(sort "$T/ids")" ]
 	# A redelivery never repeats an attempt number: EV_ATTEMPT counts up.
 	[ -z "$(sort "$T/log" | uniq -d)" ]
-	dups=$(($(wc -l < "$T/log") - 300))
-	echo "# -j $jobs: $kills kills, $dups duplicate deliveries," \
+	dups=$(($(wc -l < "$T/log") - n))
+	echo "# -j $jobs: $n events, $kills kills, $dups duplicate deliveries," \
 	    "highest attempt $(cut -d' ' -f2 "$T/log" | sort -n | tail -n 1)" >&3
 	# At most the events being handled at each kill come again.
 	[ "$dups" -le $((kills * jobs)) ]

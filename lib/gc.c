@@ -82,8 +82,8 @@ pid_alive(long pid)
 }
 
 /* Roll back the claimed leftover tmp/CLAIM of event KEY. */
-static void
-rollback_claimed(struct spool *sp, const struct spool_index *idx,
+void
+spool_rollback_claimed(struct spool *sp, const struct spool_index *idx,
     const char *claim, const char *key)
 {
 	char id[EV_ID_MAX + 1], path[EV_NAME_MAX + EV_KEY_LEN + 48];
@@ -122,7 +122,7 @@ spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
 	    (int)sizeof claim ||
 	    renameat(sp->tmpfd, name, sp->tmpfd, claim) < 0)
 		return;
-	rollback_claimed(sp, idx, claim, key);
+	spool_rollback_claimed(sp, idx, claim, key);
 }
 
 static void
@@ -146,7 +146,7 @@ clean_tmp(struct spool *sp, const struct spool_index *idx, int64_t now)
 			memcpy(key, de->d_name + 10, EV_KEY_LEN);
 			key[EV_KEY_LEN] = '\0';
 			if (ev_key_valid(key))
-				rollback_claimed(sp, idx, de->d_name, key);
+				spool_rollback_claimed(sp, idx, de->d_name, key);
 			continue;
 		}
 		if (de->d_name[0] == '.')

@@ -188,8 +188,9 @@ find_in_tmp(struct spool *sp, ino_t ino, char *name, size_t len)
 		return 0;
 	rewinddir(d);
 	while (!found && (de = readdir(d)) != NULL) {
-		if (de->d_ino == ino && de->d_name[0] != '.' &&
-		    strlen(de->d_name) < len) {
+		/* Dot names count too: tmp/.rollback.KEY.PID is a leftover
+		 * that a gc is rolling back right now. */
+		if (de->d_ino == ino && strlen(de->d_name) < len) {
 			strcpy(name, de->d_name);
 			found = 1;
 		}
@@ -232,9 +233,9 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 {
 	enum { WAIT_STEP_US = 10000, WAIT_STEPS = 500 };
 	struct spool *sp = b->sp;
-	char owner[EV_KEY_LEN + 32], key[EV_KEY_LEN + 1];
+	char owner[EV_KEY_LEN + 48], key[EV_KEY_LEN + 1];
 	const char *dot;
-	struct stat st;
+	struct stat st, again;
 	int tries, i;
 	long pid;
 
@@ -256,12 +257,29 @@ reserve_id(struct spool_batch *b, const char *tmpname, const char *id)
 			return -1;
 		}
 		if (!find_in_tmp(sp, st.st_ino, owner, sizeof owner)) {
-			if (st.st_nlink >= 2)
+			/* Look again: a rollback or a failed publisher's undo
+			 * may have finished between the stat and the scan, and
+			 * both remove ids/ID before the file leaves tmp/. */
+			if (fstatat(sp->idsfd, id, &again, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    again.st_ino != st.st_ino)
+				continue;
+			if (again.st_nlink >= 2)
 				return 1;   /* committed: in the log, queued */
 			/* Nothing else names it: a stale reservation. Only
 			 * this very file goes, not a newer reservation that a
 			 * third publisher made meanwhile. */
 			spool_unlink_if_same(sp->idsfd, id, &st);
+			continue;
+		}
+		if (strncmp(owner, ".rollback.", 10) == 0) {
+			/* Being rolled back: not published, and soon gone.
+			 * Finishing the rollback here (it is idempotent) is
+			 * quicker than waiting, and right if that gc died. */
+			if (strlen(owner) > 10 + EV_KEY_LEN) {
+				memcpy(key, owner + 10, EV_KEY_LEN);
+				key[EV_KEY_LEN] = '\0';
+				spool_rollback_claimed(sp, &b->idx, owner, key);
+			}
 			continue;
 		}
 		dot = strchr(owner, '.');

@@ -73,6 +73,10 @@ int spool_gc(struct spool *sp, struct ev_err *err);
  * the queue links it made, all only if they are still the same file. */
 void spool_rollback_tmp(struct spool *sp, const struct spool_index *idx,
     const char *name, const char *key);
+/* The second half of a rollback, on tmp/CLAIM (".rollback.KEY.PID") that
+ * spool_rollback_tmp() renamed: idempotent, so anyone may finish it. */
+void spool_rollback_claimed(struct spool *sp, const struct spool_index *idx,
+    const char *claim, const char *key);
 /* Unlink DIRFD/NAME only if it is still the file ST describes. */
 void spool_unlink_if_same(int dirfd, const char *name, const struct stat *st);
 

@@ -176,11 +176,14 @@ events_in() {
 		done
 	done
 	# Every id reservation names a logged event, with that id.
-	[ "$(cat "$EV_SPOOL"/ids/* | jq -r .id)" = "$(ls "$EV_SPOOL/ids")" ]
-	[ -z "$(comm -23 <(stat -c %i "$EV_SPOOL"/ids/* | sort) \
-	    <(stat -c %i "$EV_SPOOL"/log/* | sort))" ]
+	# (find, not globs: a long run leaves more names than argv holds)
+	[ "$(find "$EV_SPOOL/ids" -type f -exec cat {} + | jq -r .id | sort)" = \
+	    "$(ls "$EV_SPOOL/ids" | sort)" ]
+	[ -z "$(comm -23 <(find "$EV_SPOOL/ids" -type f -printf '%i\n' | sort) \
+	    <(find "$EV_SPOOL/log" -type f -printf '%i\n' | sort))" ]
 	# Still every acknowledged id is there.
-	[ -z "$(comm -23 "$T/acked" <(cat "$EV_SPOOL"/log/* | jq -r .id | sort -u))" ]
+	[ -z "$(comm -23 "$T/acked" <(find "$EV_SPOOL/log" -type f -exec cat {} + |
+	    jq -r .id | sort -u))" ]
 
 	# Publishing every chosen id again, to the end, publishes each exactly
 	# once overall: the dead runs' reservations block nothing.
@@ -189,7 +192,7 @@ events_in() {
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
 	[ "${#lines[@]}" -eq $((LINES / 10)) ]
-	cat "$EV_SPOOL"/log/* | jq -r 'select(.id | startswith("c-")) | .id' |
+	find "$EV_SPOOL/log" -type f -exec cat {} + | jq -r 'select(.id | startswith("c-")) | .id' |
 	    sort > "$T/chosen"
 	[ "$(wc -l < "$T/chosen")" -eq $((LINES / 10)) ]
 	[ -z "$(uniq -d "$T/chosen")" ]

@@ -16,14 +16,6 @@ teardown() {
 
 # ---- helpers of this file ----------------------------------------------
 
-# Every logged event of TYPE, one compact JSON line each, in publish order.
-events_of() {
-	local f
-	for f in "$EV_SPOOL"/log/*; do
-		[ -f "$f" ] || continue
-		jq -c --arg t "$1" 'select(.type == $t)' "$f"
-	done
-}
 
 # The payload of the one logged event of TYPE; fails unless there is one.
 payload_of() {

@@ -19,14 +19,6 @@ teardown() {
 
 # ---- helpers of this file ----------------------------------------------
 
-# Every logged event of TYPE, one compact JSON line each, in publish order.
-events_of() {
-	local f
-	for f in "$EV_SPOOL"/log/*; do
-		[ -f "$f" ] || continue
-		jq -c --arg t "$1" 'select(.type == $t)' "$f"
-	done
-}
 
 # Is the durable subscription NAME free, no evsub holding it?
 sub_free() {

@@ -82,3 +82,20 @@ json_suite_dir() {
 	done
 	return 0
 }
+
+# Every logged event of TYPE, one compact JSON line each, in publish order.
+events_of() {
+	local f
+	for f in "$EV_SPOOL"/log/*; do
+		[ -f "$f" ] || continue
+		jq -c --arg t "$1" 'select(.type == $t)' "$f"
+	done
+}
+
+# Build the fault-injection shim (tests/reliability/faultinject.c) into the
+# file's temp dir; its path is $FI, for LD_PRELOAD.
+build_fault_shim() {
+	export FI="$BATS_FILE_TMPDIR/faultinject.so"
+	cc -shared -fPIC -O2 -o "$FI" \
+	    "${EV_SRCDIR:-.}/tests/reliability/faultinject.c" -ldl
+}

@@ -9,9 +9,7 @@ bats_require_minimum_version 1.5.0
 load ../helpers
 
 setup_file() {
-	export FI="$BATS_FILE_TMPDIR/faultinject.so"
-	cc -shared -fPIC -O2 -o "$FI" \
-	    "${EV_SRCDIR:-.}/tests/reliability/faultinject.c" -ldl
+	build_fault_shim
 }
 
 setup() {

@@ -1161,7 +1161,18 @@ make_chain() {
 	rm -f "$EV_SPOOL/gc.stamp"
 	new=$(evpub new.x)
 	[ -n "$new" ]
-	wait_until 10 test "$(count_files "$EV_SPOOL/log")" -eq 1
+	only_new_left() { [ "$(count_files "$EV_SPOOL/log")" -eq 1 ]; }
+	wait_until 10 only_new_left
 	[ -e "$EV_SPOOL/log/$new" ]
 	[ -e "$EV_SPOOL/gc.stamp" ]
+}
+
+@test "a config size that overflows is an error (78), not a limit that empties the log" {
+	evpub -q kept.x
+	printf 'log_max_bytes = 9000000000G\n' > "$EV_SPOOL/config"
+	run --separate-stderr evctl gc
+	[ "$status" -eq 78 ]
+	one_error_line
+	[[ $stderr == *config* ]]
+	[ "$(count_files "$EV_SPOOL/log")" -eq 1 ]
 }

@@ -734,3 +734,18 @@ EOF
 	[ "$status" -eq 0 ]
 	[ "$(count_files "$EV_SPOOL/subs/ig/queue")" -eq 0 ]
 }
+
+@test "a handler killed because evsub is stopping is retried later, never a dead letter, even with -r 0" {
+	make_sub stopr 'st.#'
+	evpub -q st.x
+	ev_bg evsub -q -n stopr -e 'st.#' -r 0 --grace 300ms -- sleep 30
+	pid=$!
+	in_flight() { [ "$(count_files "$EV_SPOOL/subs/stopr/cur")" -eq 1 ]; }
+	wait_until 10 in_flight
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	[ "$status" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/stopr/dead")" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/stopr/retry")" -eq 1 ]
+}

@@ -347,11 +347,14 @@ EOF
 	mkdir -p "$EV_SPOOL/tmp" "$EV_SPOOL/ids"
 	# Written by a publisher whose pid no longer exists, reserved as
 	# ids/job-7 and linked into the queue, then killed before the log.
+	# Made outside tmp/ and shown there last: the background cleanup that
+	# make_sub's evsub may have started must find it whole, or not at all.
 	printf '{"id":"job-7","type":"t.dead","time":"2026-11-23T13:30:40.099214Z","source":"x","payload":{"dead":true}}\n' \
-	    > "$EV_SPOOL/tmp/$key.999999"
+	    > "$BATS_TEST_TMPDIR/leftover"
 	! kill -0 999999 2>/dev/null
-	ln "$EV_SPOOL/tmp/$key.999999" "$EV_SPOOL/ids/job-7"
-	ln "$EV_SPOOL/tmp/$key.999999" "$EV_SPOOL/subs/all/queue/$key"
+	ln "$BATS_TEST_TMPDIR/leftover" "$EV_SPOOL/ids/job-7"
+	ln "$BATS_TEST_TMPDIR/leftover" "$EV_SPOOL/subs/all/queue/$key"
+	ln "$BATS_TEST_TMPDIR/leftover" "$EV_SPOOL/tmp/$key.999999"
 	run --separate-stderr evpub --id job-7 t.live '{"live":true}'
 	[ "$status" -eq 0 ]
 	[ "$output" = job-7 ]

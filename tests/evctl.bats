@@ -1018,13 +1018,14 @@ make_chain() {
 
 @test "gc with log_max_age empties the log, yet a queued event is still delivered and its --id can be used again" {
 	evctl init > /dev/null
-	echo 'log_max_age = 1s' > "$EV_SPOOL/config"
 	make_sub s order
 	evpub -q --id order-1 order n=1
 	# Within retention the id is taken: no second event.
 	evpub -q --id order-1 order n=2
 	[ "$(evctl ls --json | jq -c .payload)" = '{"n":"1"}' ]
 	[ -e "$EV_SPOOL/ids/order-1" ]
+	# Set only now, so the gc the first publish may start cannot take it.
+	echo 'log_max_age = 1s' > "$EV_SPOOL/config"
 	sleep 1.5
 	run --separate-stderr evctl gc
 	[ "$status" -eq 0 ]

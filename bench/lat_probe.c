@@ -16,7 +16,8 @@
  *       OUT and ERR are appended to) and
  *       waits for each; sleeps GAP_US between runs (the gaps are not
  *       counted).  Fails (status 1) if a run does not exit 0.  Prints
- *       {"runs":N,"us_per_run":X,"total_us":T}.
+ *       {"runs":N,"us_per_run":X,"total_us":T,"maxrss_kb":K}, K the
+ *       largest peak resident set of a run (wait4's ru_maxrss).
  *
  *   lat_probe -s N FILE
  *       Spawn floor for the handler-start latency: N times, takes the time,
@@ -28,6 +29,13 @@
  *       Burst mode: creates N files of 200 bytes in SRC (untimed), then
  *       renames them all into DST as fast as it can.  Prints
  *       {"burst":N,"us":T,"files_per_s":R}.
+ *
+ *   lat_probe -P N GAP_US DIR
+ *       Publisher for a hand-written consumer: N times, takes the time,
+ *       writes {"id":"loop-I","time":...} into DIR/tmp/loop-I and renames
+ *       it into DIR/watch/ (both must exist), then sleeps GAP_US.  A loop
+ *       that runs `lat_probe FILE < DIR/watch/NAME` per file then measures
+ *       the same latency as evsub's handlers do.
  *
  *   lat_probe -I DIR
  *       Idle mode: the least a waiting consumer can be: an inotify watch on
@@ -45,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,7 +75,8 @@ static int usage(void)
 		"       %s -r N [-g GAP_US] [-i IN] [-o OUT] [-E ERR] -- CMD [ARG...]\n"
 		"       %s -s N FILE\n"
 		"       %s -b N SRC DST\n"
-		"       %s -I DIR\n", prog, prog, prog, prog, prog);
+		"       %s -P N GAP_US DIR\n"
+		"       %s -I DIR\n", prog, prog, prog, prog, prog, prog);
 	return 2;
 }
 
@@ -185,7 +195,9 @@ static int timer(long n, long gap_us, const char *in, const char *out, const cha
 		die("access", in);
 	struct timespec gap = { gap_us / 1000000, gap_us % 1000000 * 1000 };
 	int64_t total = 0;
+	long maxrss = 0;
 	for (long i = 0; i < n; i++) {
+		struct rusage ru;
 		pid_t pid;
 		int st;
 		int64_t t0 = mono_us();
@@ -194,10 +206,12 @@ static int timer(long n, long gap_us, const char *in, const char *out, const cha
 			errno = e;
 			die("posix_spawnp", cmd[0]);
 		}
-		while (waitpid(pid, &st, 0) < 0)
+		while (wait4(pid, &st, 0, &ru) < 0)
 			if (errno != EINTR)
-				die("waitpid", cmd[0]);
+				die("wait4", cmd[0]);
 		total += mono_us() - t0;
+		if (ru.ru_maxrss > maxrss)
+			maxrss = ru.ru_maxrss;
 		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 			fprintf(stderr, "%s: run %ld of %s: status %d\n", prog, i + 1, cmd[0], st);
 			return 1;
@@ -207,14 +221,28 @@ static int timer(long n, long gap_us, const char *in, const char *out, const cha
 		gap.tv_sec = gap_us / 1000000;
 		gap.tv_nsec = gap_us % 1000000 * 1000;
 	}
-	printf("{\"runs\":%ld,\"us_per_run\":%.1f,\"total_us\":%lld}\n", n, (double)total / n,
-	       (long long)total);
+	printf("{\"runs\":%ld,\"us_per_run\":%.1f,\"total_us\":%lld,\"maxrss_kb\":%ld}\n", n,
+	       (double)total / n, (long long)total, maxrss);
 	return fflush(stdout) ? 1 : 0;
+}
+
+/* An event "PREFIX-I" stamped now, as the handler mode reads it back. */
+static int stamped_event(char *ev, size_t size, const char *prefix, long i)
+{
+	struct timespec now;
+	struct tm tm;
+	char stamp[32];
+	if (clock_gettime(CLOCK_REALTIME, &now))
+		die("clock_gettime", "CLOCK_REALTIME");
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	return snprintf(ev, size, "{\"id\":\"%s-%ld\",\"type\":\"t\",\"time\":\"%s.%06ldZ\"}\n",
+			prefix, i, stamp, now.tv_nsec / 1000);
 }
 
 static int spawnlat(long n, const char *file)
 {
-	char self[4096], in[4200], ev[256], id[64], stamp[32];
+	char self[4096], in[4200], ev[256], id[64];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (sl < 0)
 		die("readlink", "/proc/self/exe");
@@ -231,14 +259,7 @@ static int spawnlat(long n, const char *file)
 	char *argv[] = { self, (char *)file, NULL };
 	char *envp[] = { id, "EV_ATTEMPT=1", NULL };
 	for (long i = 0; i < n; i++) {
-		struct timespec now;
-		struct tm tm;
-		if (clock_gettime(CLOCK_REALTIME, &now))
-			die("clock_gettime", "CLOCK_REALTIME");
-		gmtime_r(&now.tv_sec, &tm);
-		strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-		int len = snprintf(ev, sizeof ev, "{\"id\":\"spawn-%ld\",\"type\":\"t\",\"time\":\"%s.%06ldZ\"}\n",
-				   i, stamp, now.tv_nsec / 1000);
+		int len = stamped_event(ev, sizeof ev, "spawn", i);
 		snprintf(id, sizeof id, "EV_ID=spawn-%ld", i);
 		if (ftruncate(fd, 0) || pwrite(fd, ev, (size_t)len, 0) != len || lseek(fd, 0, SEEK_SET))
 			die("write", in);
@@ -292,6 +313,33 @@ static int burst(long n, const char *src, const char *dst)
 	return fflush(stdout) ? 1 : 0;
 }
 
+static int publisher(long n, long gap_us, const char *dir)
+{
+	char path[4096], ev[256], name[64];
+	snprintf(path, sizeof path, "%s/tmp", dir);
+	int tfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		die("open", path);
+	snprintf(path, sizeof path, "%s/watch", dir);
+	int wfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd < 0)
+		die("open", path);
+	for (long i = 0; i < n; i++) {
+		struct timespec gap = { gap_us / 1000000, gap_us % 1000000 * 1000 };
+		int len = stamped_event(ev, sizeof ev, "loop", i);
+		snprintf(name, sizeof name, "loop-%ld", i);
+		int fd = openat(tfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			die("open", name);
+		if (write(fd, ev, (size_t)len) != len || close(fd))
+			die("write", name);
+		if (renameat(tfd, name, wfd, name))
+			die("rename", name);
+		while (gap_us && nanosleep(&gap, &gap) && errno == EINTR) {}
+	}
+	return 0;
+}
+
 static int idle(const char *dir)
 {
 	int fd = inotify_init1(IN_CLOEXEC);
@@ -314,6 +362,8 @@ int main(int argc, char **argv)
 		return idle(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "-s"))
 		return spawnlat(num(argv[2], 1), argv[3]);
+	if (argc == 5 && !strcmp(argv[1], "-P"))
+		return publisher(num(argv[2], 1), num(argv[3], 0), argv[4]);
 	if (argc == 5 && !strcmp(argv[1], "-b"))
 		return burst(num(argv[2], 1), argv[3], argv[4]);
 

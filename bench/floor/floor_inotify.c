@@ -10,7 +10,8 @@
  * least a sleeping `evsub`/`evrun` can do to notice a publish, so their
  * publish-to-handler latency is judged against these percentiles.
  *
- * usage: floor_inotify [-d DIR] [-n N] [-p USEC]
+ * usage: floor_inotify [-d DIR] [-n N] [-p USEC] [-o FILE]
+ * -o FILE also writes every latency (µs, one per line) into FILE, for plots.
  * Works in DIR/tmp and DIR/watch (created if missing, removed at exit if
  * this run created them); all files it made are unlinked at exit.
  */
@@ -103,17 +104,18 @@ static void on_chld(int sig)
 
 int main(int argc, char **argv)
 {
-	const char *dir = ".";
+	const char *dir = ".", *samples_path = NULL;
 	long n = 2000, pause_us = 200;
 	int c;
 
-	while ((c = getopt(argc, argv, "d:n:p:")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:p:o:")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'n': n = num(optarg, c, 1); break;
 		case 'p': pause_us = num(optarg, c, 0); break;
+		case 'o': samples_path = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-d DIR] [-n N] [-p USEC]\n", prog);
+			fprintf(stderr, "usage: %s [-d DIR] [-n N] [-p USEC] [-o FILE]\n", prog);
 			return 2;
 		}
 	}
@@ -212,6 +214,16 @@ int main(int argc, char **argv)
 		   n, wakeups, pause_us, pct(lat, n, 500), pct(lat, n, 950),
 		   pct(lat, n, 990), lat[n - 1] / 1e3) < 0 || fflush(stdout))
 		die("write", "stdout");
+
+	if (samples_path) {
+		FILE *f = fopen(samples_path, "w");
+		if (!f)
+			die("fopen", samples_path);
+		for (long i = 0; i < n; i++)
+			fprintf(f, "%.1f\n", lat[i] / 1e3);
+		if (fclose(f))
+			die("write", samples_path);
+	}
 
 	/* cleanup, untimed */
 	for (long i = 0; i < n; i++) {

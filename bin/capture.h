@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "evspool.h"
+
 #define CAPTURE_OUT_MAX (64 * 1024)    /* stdout kept: the first 64 KiB */
 #define CAPTURE_ERR_MAX (4 * 1024)     /* stderr kept: the last 4 KiB */
 
@@ -36,8 +38,11 @@ char *capture_text(const struct stream *s, size_t *len);
 void capture_free(struct capture *cap);
 
 /* evrun_payload.c: the payload of TYPE.started (CAP NULL), or of
- * TYPE.completed / TYPE.failed. */
-char *run_payload(char **command, const struct capture *cap, int status,
-    int64_t duration_ms, int spawn_errno);
+ * TYPE.completed / TYPE.failed, into *PAYLOAD (freshly allocated). The
+ * captured text is cut, and marked so, as far as the payload needs to fit
+ * MAX bytes (the spool's payload_max). Returns 0, or EX_OSERR. */
+int run_payload(char **command, const struct capture *cap, int status,
+    int64_t duration_ms, int spawn_errno, size_t max, char **payload,
+    struct ev_err *err);
 
 #endif

@@ -7,6 +7,18 @@
  * Events published by a handler carry causationid (the event handled),
  * correlationid (the first event of the chain) and subscription (whose
  * handler published it); see evspool(7).
+ *
+ * A chain can be anything its publishers made it: a handler that publishes
+ * its own type makes one without end, and ids chosen with `evpub --id` can
+ * name each other as causes, a cycle. So trace never recurses over the
+ * chain: each event points to its cause (found by a binary search over
+ * the ids), the effects of each event are linked in publish order, and the
+ * trees are walked with an explicit stack, in time n log n. An event whose
+ * cause is not in the chain starts a tree; a cycle has no such event, so
+ * the earliest event of the cycle starts its tree, and the event that
+ * names it as its cause shows "back to ID" instead of drawing it again.
+ * Trees are drawn TRACE_DEPTH_MAX levels deep; below that one line says
+ * how many events were left out.
  */
 #include "config.h"
 
@@ -17,16 +29,176 @@
 #include "evctl.h"
 #include "tool.h"
 
+/* How many levels of a tree trace draws: the first event and 63 levels of
+ * effects. A deeper event is not drawn, and one line "... N more events"
+ * stands for it and everything below it: drawn whole, a chain of n events
+ * would take n^2 / 2 columns of indentation, and its JSON would be nested
+ * too deep for jq, whose parser stops at 256 levels (an object counting
+ * two): 64 levels take 3 * 64 + 2 of them. */
+#define TRACE_DEPTH_MAX 64
+
+#define NONE ((size_t)-1)
+
 struct node {
 	char key[EV_KEY_LEN + 1];
 	json_t *ev;
-	int done;       /* printed */
+	const char *id, *cause;  /* in ev; cause NULL when it has none */
+	size_t parent;           /* the node of its cause, or NONE */
+	size_t child, sibling;   /* its first effect; the next effect of its
+	                          * cause: both in publish order, or NONE */
+	size_t last;             /* its last effect, while linking */
+	size_t next;             /* the next effect to walk to */
+	size_t size;             /* events in its tree from it down */
+	size_t stamp;            /* the search for a cycle that saw it */
+	int root;                /* starts a tree */
+	int seen;                /* reached from a root */
+};
+
+/* A chain: its events in publish order, and a stack to walk them. */
+struct chain {
+	struct node *nodes;
+	size_t n;
+	size_t *stack;
+	json_t **objs;           /* the JSON of the nodes on the stack */
+};
+
+/* An id and its node, to find causes by binary search. */
+struct id_ref {
+	const char *id;
+	size_t node;
 };
 
 static const char *
 field(json_t *ev, const char *name)
 {
 	return json_string_value(json_object_get(ev, name));
+}
+
+static int
+id_ref_cmp(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c != 0)
+		return c;
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* Find each event's cause among the chain's events and link the effects
+ * of each event in publish order. Of two events with the same id (which
+ * the spool refuses, but a log may hold), the first published is the
+ * cause. */
+static void
+link_causes(struct chain *c)
+{
+	struct id_ref *refs;
+	size_t i, p, lo, hi, mid;
+
+	if ((refs = calloc(c->n + 1, sizeof *refs)) == NULL)
+		tool_exit(EX_OSERR, "out of memory");
+	for (i = 0; i < c->n; i++) {
+		refs[i].id = c->nodes[i].id;
+		refs[i].node = i;
+	}
+	qsort(refs, c->n, sizeof *refs, id_ref_cmp);
+	for (i = 0; i < c->n; i++) {
+		struct node *nd = &c->nodes[i];
+
+		nd->parent = nd->child = nd->sibling = nd->last = NONE;
+		nd->stamp = NONE;
+		if (nd->cause == NULL)
+			continue;
+		/* The first ref with that id: the first published. */
+		for (lo = 0, hi = c->n; lo < hi;) {
+			mid = lo + (hi - lo) / 2;
+			if (strcmp(refs[mid].id, nd->cause) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < c->n && strcmp(refs[lo].id, nd->cause) == 0)
+			nd->parent = refs[lo].node;
+	}
+	free(refs);
+	/* In publish order, so each list of effects is in publish order. */
+	for (i = 0; i < c->n; i++) {
+		if ((p = c->nodes[i].parent) == NONE)
+			continue;
+		if (c->nodes[p].last == NONE)
+			c->nodes[p].child = i;
+		else
+			c->nodes[c->nodes[p].last].sibling = i;
+		c->nodes[p].last = i;
+	}
+}
+
+/* Mark everything below ROOT seen, and append it to ORDER (each event
+ * after its cause). Roots met below are the starts of cycles: not again. */
+static void
+mark_tree(struct chain *c, size_t root, size_t *order, size_t *norder)
+{
+	size_t top = 0, v, e;
+
+	c->nodes[root].seen = 1;
+	c->nodes[root].next = c->nodes[root].child;
+	order[(*norder)++] = root;
+	c->stack[top++] = root;
+	while (top > 0) {
+		v = c->stack[top - 1];
+		if ((e = c->nodes[v].next) == NONE) {
+			top--;
+			continue;
+		}
+		c->nodes[v].next = c->nodes[e].sibling;
+		if (c->nodes[e].root || c->nodes[e].seen)
+			continue;
+		c->nodes[e].seen = 1;
+		c->nodes[e].next = c->nodes[e].child;
+		order[(*norder)++] = e;
+		c->stack[top++] = e;
+	}
+}
+
+/* Choose the roots: every event whose cause is not in the chain, and in
+ * each cycle (events only reachable from each other) its earliest event.
+ * Then count the events of every tree from each event down. */
+static void
+find_roots(struct chain *c)
+{
+	size_t *order, norder = 0, i, j, k, first;
+
+	if ((order = calloc(c->n + 1, sizeof *order)) == NULL)
+		tool_exit(EX_OSERR, "out of memory");
+	for (i = 0; i < c->n; i++)
+		c->nodes[i].root = c->nodes[i].parent == NONE;
+	for (i = 0; i < c->n; i++)
+		if (c->nodes[i].root)
+			mark_tree(c, i, order, &norder);
+	for (i = 0; i < c->n; i++) {
+		if (c->nodes[i].seen)
+			continue;
+		/* Not reached from a root: following causes from it leads
+		 * into a cycle (every event has one cause, within the
+		 * chain). Go until an event comes again... */
+		for (j = i; c->nodes[j].stamp != i; j = c->nodes[j].parent)
+			c->nodes[j].stamp = i;
+		/* ...and take the cycle's earliest event as its root. */
+		first = j;
+		for (k = c->nodes[j].parent; k != j; k = c->nodes[k].parent)
+			if (k < first)
+				first = k;
+		c->nodes[first].root = 1;
+		mark_tree(c, first, order, &norder);
+	}
+	for (i = 0; i < c->n; i++)
+		c->nodes[i].size = 1;
+	for (k = norder; k-- > 0;) {
+		i = order[k];
+		if (!c->nodes[i].root)
+			c->nodes[c->nodes[i].parent].size += c->nodes[i].size;
+	}
+	free(order);
 }
 
 /* What the matching subscriptions made of KEY: {"name": "done", ...}. */
@@ -59,34 +231,84 @@ outcomes(struct ctl *ctl, struct ev_spool_sub *subs, int nsubs,
 	return out;
 }
 
+/* The JSON of one event of the tree, with no effects yet. */
 static json_t *
-build(struct ctl *ctl, struct node *nodes, size_t n, size_t at,
-    struct ev_spool_sub *subs, int nsubs)
+node_json(struct ctl *ctl, const struct node *nd, struct ev_spool_sub *subs,
+    int nsubs)
 {
-	json_t *effects = json_array(), *node;
-	const char *id = field(nodes[at].ev, "id");
-	size_t i;
+	json_t *obj;
 
-	nodes[at].done = 1;
-	for (i = 0; i < n; i++) {
-		const char *cause = field(nodes[i].ev, "causationid");
-
-		if (!nodes[i].done && cause != NULL && strcmp(cause, id) == 0)
-			json_array_append_new(effects, build(ctl, nodes, n, i,
-			    subs, nsubs));
-	}
-	node = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "key", nodes[at].key,
-	    "type", field(nodes[at].ev, "type"), "time",
-	    field(nodes[at].ev, "time"));
-	if (field(nodes[at].ev, "subscription") != NULL)
-		json_object_set_new(node, "published_by",
-		    json_string(field(nodes[at].ev, "subscription")));
-	json_object_set_new(node, "handled", outcomes(ctl, subs, nsubs,
-	    nodes[at].key, field(nodes[at].ev, "type")));
-	json_object_set_new(node, "effects", effects);
-	return node;
+	obj = json_pack("{s:s, s:s, s:s, s:s}", "id", nd->id, "key", nd->key,
+	    "type", field(nd->ev, "type") ?: "", "time",
+	    field(nd->ev, "time") ?: "");
+	if (obj == NULL)
+		tool_exit(EX_OSERR, "out of memory");
+	if (field(nd->ev, "subscription") != NULL)
+		json_object_set_new(obj, "published_by",
+		    json_string(field(nd->ev, "subscription")));
+	json_object_set_new(obj, "handled", outcomes(ctl, subs, nsubs,
+	    nd->key, field(nd->ev, "type") ?: ""));
+	json_object_set_new(obj, "effects", json_array());
+	return obj;
 }
 
+/* Note what is not drawn below node V (its JSON OBJ), at the last level:
+ * "omitted", the events below it, and "cycle", the root it causes. */
+static void
+cut_below(struct chain *c, size_t v, json_t *obj)
+{
+	size_t e;
+
+	for (e = c->nodes[v].child; e != NONE; e = c->nodes[e].sibling)
+		if (c->nodes[e].root)
+			json_object_set_new(obj, "cycle",
+			    json_string(c->nodes[e].id));
+	if (c->nodes[v].size > 1)
+		json_object_set_new(obj, "omitted",
+		    json_integer((json_int_t)(c->nodes[v].size - 1)));
+}
+
+/* The tree from ROOT as JSON, TRACE_DEPTH_MAX levels deep. */
+static json_t *
+draw_tree(struct ctl *ctl, struct chain *c, size_t root,
+    struct ev_spool_sub *subs, int nsubs)
+{
+	size_t top = 0, v, e;
+	json_t *obj, *tree;
+
+	tree = node_json(ctl, &c->nodes[root], subs, nsubs);
+	c->nodes[root].next = c->nodes[root].child;
+	c->stack[top] = root;
+	c->objs[top++] = tree;
+	while (top > 0) {
+		v = c->stack[top - 1];
+		if ((e = c->nodes[v].next) == NONE) {
+			top--;
+			continue;
+		}
+		c->nodes[v].next = c->nodes[e].sibling;
+		if (c->nodes[e].root) {
+			/* The root of this tree again: a cycle. */
+			json_object_set_new(c->objs[top - 1], "cycle",
+			    json_string(c->nodes[e].id));
+			continue;
+		}
+		obj = node_json(ctl, &c->nodes[e], subs, nsubs);
+		json_array_append_new(json_object_get(c->objs[top - 1],
+		    "effects"), obj);
+		if (top + 1 == TRACE_DEPTH_MAX) {
+			cut_below(c, e, obj);
+			continue;
+		}
+		c->nodes[e].next = c->nodes[e].child;
+		c->stack[top] = e;
+		c->objs[top++] = obj;
+	}
+	return tree;
+}
+
+/* One tree as indented lines; DEPTH is at most TRACE_DEPTH_MAX, so the
+ * recursion is bounded. */
 static void
 print_tree(json_t *node, int depth)
 {
@@ -106,6 +328,13 @@ print_tree(json_t *node, int depth)
 	printf("%s\n", first ? "" : "]");
 	json_array_foreach(json_object_get(node, "effects"), i, effect)
 		print_tree(effect, depth + 1);
+	if (field(node, "cycle") != NULL)
+		printf("%*s└─ … back to %s (a cycle)\n", (depth + 1) * 3, "",
+		    field(node, "cycle"));
+	if (json_object_get(node, "omitted") != NULL)
+		printf("%*s└─ … %" JSON_INTEGER_FORMAT " more events\n",
+		    (depth + 1) * 3, "",
+		    json_integer_value(json_object_get(node, "omitted")));
 }
 
 int
@@ -115,10 +344,10 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 	char key[EV_KEY_LEN + 1], *corr;
 	struct ev_spool_sub *subs;
 	struct ev_err err = { 0 };
-	struct node *nodes;
+	struct chain c = { 0 };
 	struct ctl_args a;
 	json_t *ev, *roots;
-	size_t nkeys, n = 0, i;
+	size_t nkeys, i;
 	char **keys;
 	int nsubs;
 
@@ -131,16 +360,24 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 	corr = strdup(field(ev, "correlationid") ?: field(ev, "id"));
 	json_decref(ev);
 	keys = ctl_keys(logfd, &nkeys);
-	if ((nodes = calloc(nkeys + 1, sizeof *nodes)) == NULL || corr == NULL)
+	c.nodes = calloc(nkeys + 1, sizeof *c.nodes);
+	c.stack = calloc(nkeys + 1, sizeof *c.stack);
+	c.objs = calloc(TRACE_DEPTH_MAX + 1, sizeof(json_t *));
+	if (c.nodes == NULL || c.stack == NULL || c.objs == NULL || corr == NULL)
 		tool_exit(EX_OSERR, "out of memory");
 	for (i = 0; i < nkeys; i++) {
+		const char *id, *cid;
+
 		if ((ev = ctl_read_event(logfd, keys[i], NULL)) == NULL)
 			continue;
-		if ((field(ev, "correlationid") != NULL &&
-		    strcmp(field(ev, "correlationid"), corr) == 0) ||
-		    (field(ev, "id") != NULL && strcmp(field(ev, "id"), corr) == 0)) {
-			memcpy(nodes[n].key, keys[i], sizeof nodes[n].key);
-			nodes[n++].ev = ev;
+		id = field(ev, "id");
+		cid = field(ev, "correlationid");
+		if (id != NULL && ((cid != NULL && strcmp(cid, corr) == 0) ||
+		    strcmp(id, corr) == 0)) {
+			memcpy(c.nodes[c.n].key, keys[i], sizeof c.nodes[c.n].key);
+			c.nodes[c.n].id = id;
+			c.nodes[c.n].cause = field(ev, "causationid");
+			c.nodes[c.n++].ev = ev;
 		} else {
 			json_decref(ev);
 		}
@@ -148,23 +385,17 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 	ctl_keys_free(keys, nkeys);
 	if (ev_spool_subs(ctl->bus, &subs, &nsubs, &err))
 		tool_die(&err);
-	/* Roots: events whose cause is not in the chain (normally just the
-	 * first event), in publish order. */
+	link_causes(&c);
+	find_roots(&c);
+	/* The trees, in the publish order of their roots. */
 	roots = json_array();
-	for (i = 0; i < n; i++) {
-		const char *cause = field(nodes[i].ev, "causationid");
-		size_t j;
-		int inside = 0;
-
-		for (j = 0; cause != NULL && j < n; j++)
-			inside |= strcmp(field(nodes[j].ev, "id"), cause) == 0;
-		if (!inside && !nodes[i].done)
-			json_array_append_new(roots, build(ctl, nodes, n, i, subs,
+	for (i = 0; i < c.n; i++)
+		if (c.nodes[i].root)
+			json_array_append_new(roots, draw_tree(ctl, &c, i, subs,
 			    nsubs));
-	}
 	if (a.json) {
 		json_t *out = json_pack("{s:s, s:I, s:O}", "correlationid", corr,
-		    "events", (json_int_t)n, "chain", roots);
+		    "events", (json_int_t)c.n, "chain", roots);
 
 		ctl_print_json(out);
 		json_decref(out);
@@ -173,9 +404,11 @@ ctl_trace(struct ctl *ctl, int argc, char **argv)
 			print_tree(ev, 0);
 	}
 	json_decref(roots);
-	for (i = 0; i < n; i++)
-		json_decref(nodes[i].ev);
-	free(nodes);
+	for (i = 0; i < c.n; i++)
+		json_decref(c.nodes[i].ev);
+	free(c.nodes);
+	free(c.stack);
+	free(c.objs);
 	free(corr);
 	ev_spool_subs_free(subs, nsubs);
 	return 0;

@@ -199,7 +199,9 @@ main(int argc, char *argv[])
 	if (ev_bus_open(&bo, &bus, &err))
 		tool_die(&err);
 	if (o.started) {
-		payload = run_payload(o.command, NULL, 0, 0, 0);
+		if (run_payload(o.command, NULL, 0, 0, 0, ev_bus_payload_max(bus),
+		    &payload, &err))
+			tool_die(&err);
 		publish(bus, &o, "started", payload);
 		free(payload);
 	}
@@ -216,8 +218,11 @@ main(int argc, char *argv[])
 	} else {
 		capture_run(&cap, sigfd, pid, &status);
 	}
-	payload = run_payload(o.command, &cap, status, ev_monotonic_ms() - started,
-	    spawn_errno);
+	/* Cut to fit payload_max if need be: the outcome is never lost for
+	 * what the command printed. */
+	if (run_payload(o.command, &cap, status, ev_monotonic_ms() - started,
+	    spawn_errno, ev_bus_payload_max(bus), &payload, &err))
+		tool_die(&err);
 	publish(bus, &o, status == 0 ? "completed" : "failed", payload);
 	free(payload);
 	capture_free(&cap);

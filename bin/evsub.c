@@ -592,8 +592,11 @@ main(int argc, char *argv[])
 		tool_exit(EX_OSERR, "out of memory");
 	status = serve(&st);
 	finish(&st);
-	tool_maintain(st.bus);   /* also for a spool read only by --once runs */
+	/* The subscription's lock goes first: the maintenance child is forked
+	 * with it and holds it until it closes its descriptors, and an evctl
+	 * status or a new evsub must not see it held after we exit. */
 	ev_sub_close(st.sub);
+	tool_maintain(st.bus);   /* also for a spool read only by --once runs */
 	ev_bus_close(st.bus);
 	free(st.jobs);
 	free(o.patterns);

@@ -1172,3 +1172,117 @@ make_chain() {
 	[[ $stderr == *config* ]]
 	[ "$(count_files "$EV_SPOOL/log")" -eq 1 ]
 }
+
+# ---- trace: long chains and cycles -------------------------------------------
+
+# A chain of $1 events published by evpub, each caused by the one before,
+# with the ids e0, e1, ... (evpub takes the cause from EV_ID and
+# EV_CORRELATION, as a handler gets them from evsub).
+evpub_chain() {
+	local i
+	evpub -q --no-sync --id e0 step
+	for ((i = 1; i < $1; i++)); do
+		EV_ID=e$((i - 1)) EV_CORRELATION=e0 evpub -q --no-sync --id "e$i" step
+	done
+}
+
+# A chain of $1 events, each caused by the one before, written into the log
+# as evspool(7) says a publisher may (whole under tmp/KEY.PID, then renamed
+# to log/KEY; no subscription wants them, no id is chosen): evpub would
+# take a minute for 20,000. The keys are UUIDv7 of the current millisecond
+# with a counter, so they sort in chain order. Prints the first id.
+plant_chain() {
+	evctl init > /dev/null
+	perl -e '
+	    use strict; use warnings; use Fcntl; use Time::HiRes qw(time);
+	    my ($spool, $n) = @ARGV;
+	    my $ms = int(time() * 1000);
+	    my @t = gmtime(int($ms / 1000));
+	    my $when = sprintf("%04d-%02d-%02dT%02d:%02d:%02d.%03d000Z",
+	        $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $ms % 1000);
+	    my ($first, $prev);
+	    for my $i (0 .. $n - 1) {
+	        my $key = sprintf("%08x-%04x-7000-8000-%012x",
+	            int($ms / 65536), $ms % 65536, $i);
+	        my $cause = defined $prev ?
+	            qq(,"causationid":"$prev","correlationid":"$first") : "";
+	        my $tmp = "$spool/tmp/$key.$$";
+	        sysopen(my $fh, $tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+	            0644) or die "$tmp: $!";
+	        print $fh qq({"id":"$key","type":"step","time":"$when",) .
+	            qq("source":"test"$cause,"payload":{}}\n) or die "$tmp: $!";
+	        close($fh) or die "$tmp: $!";
+	        rename($tmp, "$spool/log/$key") or die "$key: $!";
+	        $first //= $key;
+	        $prev = $key;
+	    }
+	    print "$first\n";' "$EV_SPOOL" "$1"
+}
+
+@test "trace draws a chain 64 levels deep, then one line says how many more events there are" {
+	evpub_chain 100
+	run --separate-stderr evctl trace e50
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 65 ]
+	[[ ${lines[0]} == "step  e0  "* ]]
+	[[ ${lines[63]} == "$(printf '%189s')└─ step  e63  "* ]]
+	[ "${lines[64]}" = "$(printf '%192s')└─ … 36 more events" ]
+	run --separate-stderr evctl trace --json e99
+	[ "$status" -eq 0 ]
+	# jq reads it: the tree is not nested deeper than its parser goes.
+	[ "$(jq -c '[.events, (.chain | length),
+	    ([.chain[0] | .. | objects | select(has("omitted")) |
+	    [.id, .omitted, .effects]])]' <<< "$output")" = \
+	    '[100,1,[["e63",36,[]]]]' ]
+}
+
+@test "trace of a 20,000-step chain draws 64 levels and one line for the rest, and its JSON is readable" {
+	first=$(plant_chain 20000)
+	last=$(ls "$EV_SPOOL/log" | tail -n 1)
+	run --separate-stderr timeout -s KILL 300 evctl trace "$last"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 65 ]
+	[[ ${lines[0]} == "step  $first  "* ]]
+	[ "${lines[64]}" = "$(printf '%192s')└─ … 19936 more events" ]
+	run --separate-stderr timeout -s KILL 300 evctl trace --json "$first"
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.events, ([.chain[0] | .. | objects |
+	    select(has("omitted")) | .omitted])]' <<< "$output")" = \
+	    '[20000,[19936]]' ]
+}
+
+@test "trace of a cycle planted with --id ends, shows each event once and where the cycle closes" {
+	# a is caused by b and b by a; c is caused by b.
+	EV_ID=b EV_CORRELATION=a evpub -q --id a x
+	EV_ID=a EV_CORRELATION=a evpub -q --id b y
+	EV_ID=b EV_CORRELATION=a evpub -q --id c z
+	run --separate-stderr timeout -s KILL 60 evctl trace b
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 4 ]
+	[[ ${lines[0]} == "x  a  "* ]]
+	[[ ${lines[1]} == "   └─ y  b  "* ]]
+	[[ ${lines[2]} == "      └─ z  c  "* ]]
+	[ "${lines[3]}" = "      └─ … back to a (a cycle)" ]
+	run --separate-stderr timeout -s KILL 60 evctl trace --json a
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.events, (.chain | length), .chain[0].id,
+	    .chain[0].effects[0].id, .chain[0].effects[0].cycle,
+	    [.chain[0].effects[0].effects[].id], has("cycle")]' \
+	    <<< "$output")" = '[3,1,"a","b","a",["c"],false]' ]
+	[ "$(evctl trace --json c)" = "$output" ]
+}
+
+@test "trace of an event that names itself as its cause shows it once" {
+	EV_ID=s EV_CORRELATION=s evpub -q --id s self
+	run --separate-stderr timeout -s KILL 60 evctl trace s
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	[[ ${lines[0]} == "self  s  "* ]]
+	[ "${lines[1]}" = "   └─ … back to s (a cycle)" ]
+	run --separate-stderr timeout -s KILL 60 evctl trace --json s
+	[ "$(jq -c '[.events, .chain[0].id, .chain[0].cycle,
+	    .chain[0].effects]' <<< "$output")" = '[1,"s","s",[]]' ]
+}

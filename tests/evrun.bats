@@ -559,3 +559,125 @@ handle_once_until_dead() {
 	[ "$status" -eq 0 ]
 	grep -qF '123456789012345678901234567890' "$T/got"
 }
+
+# ---- payload_max: the captured text is cut, the outcome is published -------
+
+# The payload of the one logged event of TYPE as it is stored, byte for
+# byte (payload is the last member: evspool(7)).
+raw_payload_of() {
+	local text
+	text=$(cat "$(log_file_of "$1")")
+	text=${text#*,\"payload\":}
+	printf '%s' "${text%\}}"
+}
+
+# A spool whose payload_max is $1 (a size as evspool(7) writes it).
+small_spool() {
+	evctl init > /dev/null
+	echo "payload_max = $1" > "$EV_SPOOL/config"
+}
+
+@test "1 MB on stdout and stderr with payload_max = 2K: TYPE.failed is still published, the output cut to fit and marked truncated" {
+	small_spool 2K
+	run --separate-stderr evrun -q -t big -- sh -c '
+	    head -c 1048576 /dev/zero | tr "\0" o; echo END-OUT
+	    head -c 1048576 /dev/zero | tr "\0" e >&2; echo END-ERR >&2
+	    exit 3'
+	# The command's status, and all its output passed through.
+	[ "$status" -eq 3 ]
+	[ "${#output}" -eq 1048583 ]
+	[ "${#stderr}" -eq 1048583 ]
+	[ "$(logged)" -eq 1 ]
+	raw=$(raw_payload_of big.failed)
+	[ "$(printf '%s' "$raw" | wc -c)" -le 2048 ]
+	p=$(jq -ce . <<< "$raw")
+	[ "$(jq -c '[.exit, .signal, .output_truncated, .stderr_truncated]' \
+	    <<< "$p")" = '[3,null,true,true]' ]
+	# stdout keeps its head, stderr its tail; they share the room.
+	[[ $(jq -r .output <<< "$p") =~ ^o{500,}$ ]]
+	[[ $(jq -j .stderr <<< "$p") =~ ^e{500,}END-ERR$ ]]
+}
+
+@test "1 MB on stdout of a command that succeeds, with payload_max = 2K: TYPE.completed keeps the head of stdout, marked truncated" {
+	small_spool 2K
+	run --separate-stderr evrun -q -t big -- sh -c 'seq 1 200000'
+	[ "$status" -eq 0 ]
+	[ "$(logged)" -eq 1 ]
+	raw=$(raw_payload_of big.completed)
+	[ "$(printf '%s' "$raw" | wc -c)" -le 2048 ]
+	p=$(jq -ce . <<< "$raw")
+	[ "$(jq -c '[.exit, .output_truncated, has("stderr"),
+	    has("stderr_truncated")]' <<< "$p")" = '[0,true,false,false]' ]
+	jq -j .output <<< "$p" > "$T/kept"
+	[ "$(wc -c < "$T/kept")" -gt 1500 ]
+	cmp "$T/kept" <(seq 1 200000 | head -c "$(wc -c < "$T/kept")")
+}
+
+@test "text cut to fit payload_max is cut between characters and measured as JSON spells it" {
+	small_spool 2K
+	# € is three bytes; \001 takes six in JSON, " two.
+	run --separate-stderr evrun -q -t big -- sh -c '
+	    i=0; while [ $i -lt 3000 ]; do
+	        printf "€\001\""; printf "x€" >&2; i=$((i+1)); done
+	    exit 1'
+	[ "$status" -eq 1 ]
+	raw=$(raw_payload_of big.failed)
+	[ "$(printf '%s' "$raw" | wc -c)" -le 2048 ]
+	p=$(jq -ce . <<< "$raw")
+	[ "$(jq -c '[.output_truncated, .stderr_truncated]' <<< "$p")" = \
+	    '[true,true]' ]
+	# No character was cut in two (it would show as U+FFFD).
+	! grep -q $'\xef\xbf\xbd' <<< "$raw"
+	# The head of stdout, the tail of stderr, each cut anywhere between
+	# two characters.
+	[[ $(jq -j .output <<< "$p") =~ ^(€$'\001'\"){50,}(€$'\001'?)?$ ]]
+	[[ $(jq -j .stderr <<< "$p") =~ ^€?(x€){100,}$ ]]
+}
+
+@test "JSON stdout that fits stays JSON while a long stderr is cut to fit payload_max" {
+	small_spool 2K
+	run --separate-stderr evrun -q -t step -- sh -c \
+	    'echo "{\"rows\": 42}"; seq 1 100000 >&2; exit 2'
+	[ "$status" -eq 2 ]
+	p=$(jq -ce . <<< "$(raw_payload_of step.failed)")
+	[ "$(jq -c '[.output, .output_truncated, .stderr_truncated]' \
+	    <<< "$p")" = '[{"rows":42},false,true]' ]
+	[ "$(jq -j .stderr <<< "$p" | tail -n 1)" = 100000 ]
+}
+
+@test "output that fits payload_max is published as before: nothing cut, no stderr_truncated" {
+	small_spool 2K
+	run --separate-stderr evrun -q -t job -- \
+	    sh -c 'echo out; echo err >&2; exit 3'
+	[ "$status" -eq 3 ]
+	raw=$(raw_payload_of job.failed)
+	[[ $raw =~ ^\{\"command\":\[\"sh\",\"-c\",\"echo\ out\;\ echo\ err\ \>\&2\;\ exit\ 3\"\],\"exit\":3,\"signal\":null,\"duration_ms\":[0-9]+,\"output_truncated\":false,\"output\":\"out\\n\",\"stderr\":\"err\\n\"\}$ ]]
+	run --separate-stderr evrun -q -t ok -- echo '{"a": 1}'
+	[ "$status" -eq 0 ]
+	[[ $(raw_payload_of ok.completed) =~ ^\{\"command\":\[\"echo\",\"\{\\\"a\\\":\ 1\}\"\],\"exit\":0,\"signal\":null,\"duration_ms\":[0-9]+,\"output_truncated\":false,\"output\":\{\"a\":1\}\}$ ]]
+}
+
+@test "stderr beyond 4 KiB is marked stderr_truncated, and a character cut by the 4 KiB or the 64 KiB is left out whole" {
+	# 2000 and 30000 three-byte characters: 4096 and 65536 bytes cut one.
+	run --separate-stderr evrun -q -t job -- sh -c '
+	    i=0; while [ $i -lt 2000 ]; do printf "€" >&2; i=$((i+1)); done
+	    i=0; while [ $i -lt 30000 ]; do printf "€"; i=$((i+1)); done
+	    exit 1'
+	[ "$status" -eq 1 ]
+	raw=$(raw_payload_of job.failed)
+	! grep -q $'\xef\xbf\xbd' <<< "$raw"
+	p=$(jq -ce . <<< "$raw")
+	[ "$(jq -c '[.stderr_truncated, (.stderr | length),
+	    .output_truncated, (.output | length)]' <<< "$p")" = \
+	    '[true,1365,true,21845]' ]
+}
+
+@test "a payload_max too small even for the command line: the command runs, evrun exits 74 and says why" {
+	small_spool 16
+	run --separate-stderr evrun -t job -- sh -c 'echo ran'
+	[ "$status" -eq 74 ]
+	[ "$output" = ran ]
+	one_error_line
+	[[ $stderr == "evrun: cannot publish job.completed: "* ]]
+	[ "$(logged)" -eq 0 ]
+}

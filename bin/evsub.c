@@ -489,8 +489,18 @@ serve(struct state *st)
 		retry_wait = -1;
 		while (!st->stopping && st->running < o->jobs &&
 		    (o->count == 0 || st->taken < o->count)) {
-			if (ev_sub_take(st->sub, &d, &retry_wait, &err))
-				tool_die(&err);
+			if (ev_sub_take(st->sub, &d, &retry_wait, &err)) {
+				/* An event that cannot be opened for now (no
+				 * descriptors, an I/O error) stays queued: a
+				 * running evsub says so and tries again in a
+				 * second; --once leaves it to the next run. */
+				if (err.status != EX_TEMPFAIL || o->once)
+					tool_die(&err);
+				tool_warn("%s; will try again", err.msg);
+				empty = 1;
+				retry_wait = 1000;
+				break;
+			}
 			if (d.fd < 0) {
 				empty = 1;
 				break;

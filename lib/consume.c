@@ -13,7 +13,24 @@
  * counted, so EV_ATTEMPT counts up across crashes. Attempts and failures are
  * kept in state/KEY, written (tmp + rename) only when something failed, so
  * the common path costs one rename and one unlink per event and never
- * touches the event file, which other subscriptions share.
+ * touches the event file, which other subscriptions share. A state/KEY
+ * whose KEY is nowhere in the subscription (an acknowledgement cut short
+ * between its two unlinks) is removed at the next start.
+ *
+ * Taking opens the event where it is, then renames it into cur/ with
+ * RENAME_NOREPLACE:
+ *  - an entry that cannot be opened because of the entry itself (a symlink,
+ *    not a regular file, EACCES) goes to the dead letters;
+ *  - one that cannot be opened for a reason of the process or the system
+ *    (EMFILE, ENFILE, ENOMEM, EIO...) has not moved: it stays where it was,
+ *    with no attempt counted. While handlers run, nothing more is taken
+ *    for a second (STALL_MS), then the event is tried again; with none
+ *    running, the take fails with EX_TEMPFAIL (a running evsub says so
+ *    and tries again later; evsub --once exits 75);
+ *  - when cur/KEY exists already (evctl replay linked queue/KEY again while
+ *    the same event was in flight), the queued copy is left in queue/ and
+ *    parked: it is taken again once the delivery in flight is settled, and
+ *    never renamed over it.
  *
  * Wake-ups come from inotify on queue/ (IN_CREATE for the publishers' links,
  * IN_MOVED_TO for renames); the names it reports go into a heap ordered by
@@ -40,6 +57,7 @@
 #include "spool.h"
 
 #define POLL_FALLBACK_MS 1000
+#define STALL_MS 1000       /* after a temporary failure to open an event */
 
 /* A key in 16 bytes; memcmp order is the text's order. */
 typedef struct {
@@ -49,6 +67,14 @@ typedef struct {
 struct retry_entry {
 	binkey key;
 	int64_t due_ms;
+};
+
+/* A key whose take found cur/KEY taken by a delivery in flight: it waits
+ * where it is (queue/ or retry/) until that delivery is settled. */
+struct parked_entry {
+	binkey key;
+	int64_t due_ms;                   /* of a retry */
+	int from_retry;
 };
 
 struct spool_sub {
@@ -63,10 +89,15 @@ struct spool_sub {
 	int64_t next_poll_ms;
 	binkey *heap;                     /* queued keys, smallest first */
 	size_t nheap, capheap;
-	binkey last_taken;
 	struct retry_entry *retries;
 	size_t nretries, capretries;
+	struct parked_entry *parked;
+	size_t nparked, capparked;
 	json_t *attempts;                 /* KEY -> attempts already made */
+	int inflight;                     /* deliveries taken, not yet settled */
+	int64_t stall_until_ms;           /* monotonic; 0: not stalled */
+	int no_noreplace;                 /* the file system refuses
+	                                   * RENAME_NOREPLACE */
 };
 
 static int
@@ -195,6 +226,14 @@ write_state(struct spool_sub *s, const char *key, int attempts,
 	return rc;
 }
 
+/* Is KEY in DIRFD? Anything but a clear "no" counts as yes. */
+static int
+key_in(int dirfd, const char *key)
+{
+	return faccessat(dirfd, key, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT;
+}
+
 /* Load state/: attempts made so far, and when each retry is due. */
 static int
 load_states(struct spool_sub *s)
@@ -215,10 +254,23 @@ load_states(struct spool_sub *s)
 		}
 		/* A dead letter's attempts are over: evctl retry starts it
 		 * again at attempt 1, as spool_sub_dead() forgets them. */
-		if (!ev_key_valid(de->d_name) ||
-		    faccessat(s->deadfd, de->d_name, F_OK,
-		    AT_SYMLINK_NOFOLLOW) == 0 ||
-		    ev_read_file_at(s->statefd, de->d_name, 65536, &text,
+		if (!ev_key_valid(de->d_name) || key_in(s->deadfd, de->d_name))
+			continue;
+		/* A state whose event is in none of queue/, cur/, retry/ and
+		 * dead/ belongs to an event that was acknowledged by an evsub
+		 * that died between the two unlinks of spool_sub_ack(): the
+		 * event is done, its count means nothing any more, and kept it
+		 * would count against the event if it came back (evctl replay,
+		 * --since). Nobody else writes state files while we hold the
+		 * lock, and each writer puts the state in place before it
+		 * moves the event out of cur/. */
+		if (!key_in(s->queuefd, de->d_name) &&
+		    !key_in(s->curfd, de->d_name) &&
+		    !key_in(s->retryfd, de->d_name)) {
+			unlinkat(s->statefd, de->d_name, 0);
+			continue;
+		}
+		if (ev_read_file_at(s->statefd, de->d_name, 65536, &text,
 		    NULL) < 0)
 			continue;
 		st = json_loads(text, 0, NULL);
@@ -388,12 +440,39 @@ holder_gone(const char *held)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+/* Is the file open as LOCKFD still the lock of the subscription, linked
+ * at PARENT/NAME/lock? 1 yes, 0 no (removed, or replaced by a new one),
+ * -1 with errno when it cannot be told. */
 static int
-take_lock(struct spool_sub *s, struct ev_err *err)
+lock_is_current(const struct spool_sub *s)
+{
+	char path[EV_NAME_MAX + 16];
+	struct stat mine, there;
+
+	snprintf(path, sizeof path, "%s/lock", s->name);
+	if (fstat(s->lockfd, &mine) < 0)
+		return -1;
+	if (fstatat(s->parentfd, path, &there, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	return mine.st_nlink > 0 && mine.st_dev == there.st_dev &&
+	    mine.st_ino == there.st_ino;
+}
+
+/*
+ * Take the subscription's lock. evctl rm (and, for an ephemeral
+ * subscription, the gc) removes a subscription while holding its lock: an
+ * evsub that opened the lock file before the removal and gets the flock
+ * after it holds the lock of a directory that is gone. So once the flock
+ * is ours, the file must still be the one at NAME/lock; when it is not,
+ * *removed is set and the caller creates the subscription again, as if it
+ * had started just after the removal.
+ */
+static int
+take_lock(struct spool_sub *s, int *removed, struct ev_err *err)
 {
 	char pid[32], held[32];
 	ssize_t n;
-	int tries;
+	int tries, current;
 
 	s->lockfd = openat(s->fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC, s->sp->file_mode);
@@ -429,6 +508,14 @@ take_lock(struct spool_sub *s, struct ev_err *err)
 		return ev_fail(err, EX_TEMPFAIL,
 		    "subscription '%s' is held by process %s", s->name,
 		    held[0] ? held : "(unknown)");
+	}
+	if ((current = lock_is_current(s)) < 0)
+		return ev_fail_errno(err, ev_status_for_errno(errno),
+		    "cannot check %s/%s/lock", s->sp->path, s->dir);
+	if (!current) {
+		*removed = 1;
+		return ev_fail(err, EX_TEMPFAIL, "subscription '%s' was "
+		    "removed while evsub was starting", s->name);
 	}
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
@@ -504,6 +591,7 @@ free_sub(struct spool_sub *s)
 	json_decref(s->attempts);
 	free(s->heap);
 	free(s->retries);
+	free(s->parked);
 	free(s);
 }
 
@@ -515,7 +603,7 @@ spool_sub_open(struct ev_bus *bus, const struct ev_sub_opts *o,
 	struct spool_sub *s;
 	const char *why;
 	char rnd[EV_KEY_LEN + 1];
-	int i, rc;
+	int i, rc, tries, removed;
 
 	if (o->name != NULL && ev_name_valid(o->name, &why) != 0)
 		return ev_fail(err, EX_USAGE, "invalid subscription name '%s': %s",
@@ -548,14 +636,27 @@ spool_sub_open(struct ev_bus *bus, const struct ev_sub_opts *o,
 		s->parentfd = sp->ephfd;
 		s->ephemeral = 1;
 	}
-	if ((rc = spool_sub_mkdirs(sp, s->parentfd, s->name, err)) != 0)
-		goto fail;
-	if ((s->fd = spool_open_dir_at(s->parentfd, s->name)) < 0) {
-		rc = ev_fail_errno(err, ev_status_for_errno(errno),
-		    "cannot open %s/%s", sp->path, s->dir);
-		goto fail;
+	/* A subscription removed under a starting evsub is made again; a
+	 * few times only, so that an evsub racing a loop of evctl rm gives
+	 * up (75) rather than spin. */
+	for (tries = 0;; tries++) {
+		removed = 0;
+		if ((rc = spool_sub_mkdirs(sp, s->parentfd, s->name, err)) != 0)
+			goto fail;
+		if ((s->fd = spool_open_dir_at(s->parentfd, s->name)) < 0) {
+			rc = ev_fail_errno(err, ev_status_for_errno(errno),
+			    "cannot open %s/%s", sp->path, s->dir);
+			goto fail;
+		}
+		if ((rc = take_lock(s, &removed, err)) == 0)
+			break;
+		if (!removed || tries == 2)
+			goto fail;
+		close(s->lockfd);
+		close(s->fd);
+		s->lockfd = s->fd = -1;
 	}
-	if ((rc = take_lock(s, err)) != 0 || (rc = open_dirs(s, err)) != 0)
+	if ((rc = open_dirs(s, err)) != 0)
 		goto fail;
 	/* Watch before listing, so nothing arriving in between is missed. */
 	if (!start_watch(s))
@@ -635,23 +736,146 @@ spool_sub_refresh(struct ev_sub *sub, struct ev_err *err)
 /* Where a delivery taken in place (peek) still is: d->backend points here. */
 static char in_queue;
 
-/* Open a taken event; anything but a regular file (a planted symlink, a
- * fifo, a directory) is refused without being followed: -1 with errno, or
- * -2 for a file of the wrong type. */
+enum {
+	OPEN_GONE = -1,        /* no such entry: taken or removed meanwhile */
+	OPEN_BAD = -2,         /* the entry's fault: for the dead letters */
+	OPEN_TRANSIENT = -3    /* the process's or the system's: try later */
+};
+
+/* Errors of open(2) and fstat(2) that say nothing about the entry: out of
+ * descriptors or memory, a device error. The entry stays and is tried
+ * again. Everything else (ELOOP for a symlink, EACCES, ENXIO for a socket,
+ * EOVERFLOW...) is what the entry is, and does not change by waiting. */
 static int
-open_event(int dirfd, const char *key)
+transient_errno(int e)
+{
+	switch (e) {
+	case EAGAIN:
+	case EINTR:
+	case EIO:
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Open the entry KEY of DIRFD; anything but a regular file (a planted
+ * symlink, a fifo, a directory) is refused without being followed. Returns
+ * the descriptor, or OPEN_* with *errnum (0 for a file of the wrong type). */
+static int
+open_event(int dirfd, const char *key, int *errnum)
 {
 	struct stat st;
 	int fd;
 
-	fd = openat(dirfd, key, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP ? -2 : -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	*errnum = 0;
+	do
+		fd = openat(dirfd, key, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		/* ELOOP: a symbolic link, refused as a wrong file type. */
+		*errnum = errno == ELOOP ? 0 : errno;
+		return errno == ENOENT ? OPEN_GONE : transient_errno(errno) ?
+		    OPEN_TRANSIENT : OPEN_BAD;
+	}
+	if (fstat(fd, &st) < 0) {
+		*errnum = errno;
 		close(fd);
-		return -2;
+		return transient_errno(*errnum) ? OPEN_TRANSIENT : OPEN_BAD;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return OPEN_BAD;
 	}
 	return fd;
+}
+
+/* Rename FROMFD/KEY to cur/KEY, never over a cur/KEY in flight: -1 with
+ * EEXIST then. A file system without RENAME_NOREPLACE (EINVAL: NFS, some
+ * FUSE) gets a check before a plain rename, which leaves a gap that only a
+ * concurrent evctl replay can hit. */
+static int
+take_rename(struct spool_sub *s, int fromfd, const char *key)
+{
+	if (!s->no_noreplace) {
+		if (renameat2(fromfd, key, s->curfd, key, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EINVAL && errno != ENOSYS)
+			return -1;
+		s->no_noreplace = 1;
+	}
+	if (faccessat(s->curfd, key, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(fromfd, key, s->curfd, key);
+}
+
+static int
+park(struct spool_sub *s, const binkey *k, int from_retry, int64_t due)
+{
+	struct parked_entry *more;
+	size_t i;
+
+	/* Once per place: a rescan of the queue (an inotify overflow, or
+	 * every second without inotify) finds a parked entry again. */
+	for (i = 0; i < s->nparked; i++)
+		if (memcmp(s->parked[i].key.b, k->b, 16) == 0 &&
+		    s->parked[i].from_retry == from_retry)
+			return 0;
+	if (s->nparked == s->capparked) {
+		size_t cap = s->capparked ? s->capparked * 2 : 8;
+
+		if ((more = realloc(s->parked, cap * sizeof *more)) == NULL)
+			return -1;
+		s->parked = more;
+		s->capparked = cap;
+	}
+	s->parked[s->nparked].key = *k;
+	s->parked[s->nparked].due_ms = due;
+	s->parked[s->nparked++].from_retry = from_retry;
+	return 0;
+}
+
+/* The delivery of KEY is settled: what waited for it may be taken. */
+static int
+settled(struct spool_sub *s, const char *key)
+{
+	struct parked_entry p;
+	size_t i = 0;
+	binkey k;
+	char pkey[EV_KEY_LEN + 1];
+
+	s->inflight--;
+	key_to_bin(key, &k);
+	while (i < s->nparked) {
+		if (memcmp(s->parked[i].key.b, k.b, 16) != 0) {
+			i++;
+			continue;
+		}
+		p = s->parked[i];
+		s->parked[i] = s->parked[--s->nparked];
+		bin_to_key(&p.key, pkey);
+		if ((p.from_retry ? add_retry(s, pkey, p.due_ms) :
+		    heap_push(s, &p.key)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Is taking held back after a temporary failure? Only while deliveries
+ * are in flight: once none is, trying again costs nothing, and a second
+ * failure then ends the take with EX_TEMPFAIL. */
+static int
+stalled(const struct spool_sub *s)
+{
+	return s->stall_until_ms > 0 && s->inflight > 0 &&
+	    ev_monotonic_ms() < s->stall_until_ms;
 }
 
 /* The retry to take next: the smallest key among those due, or with
@@ -677,13 +901,15 @@ spool_sub_take(struct ev_sub *sub, struct ev_delivery *d, int64_t *wait_ms,
 {
 	struct spool_sub *s = (struct spool_sub *)sub;
 	struct ev_failure bad = { .exit_status = -1 };
-	int64_t now = ev_now_ms(), next_due = -1;
+	int64_t now = ev_now_ms(), next_due = -1, due = 0;
 	size_t i, best;
-	int from_retry, srcfd, in_place;
+	int from_retry, srcfd, in_place, fd, e;
 	binkey k;
 
 	d->fd = -1;
-	for (;;) {
+	if (!stalled(s))
+		s->stall_until_ms = 0;
+	while (s->stall_until_ms == 0) {
 		best = next_retry(s, now);
 		if (s->ordered && best != SIZE_MAX) {
 			if (s->retries[best].due_ms > now) {
@@ -699,35 +925,64 @@ spool_sub_take(struct ev_sub *sub, struct ev_delivery *d, int64_t *wait_ms,
 			break;
 		if (from_retry) {
 			k = s->retries[best].key;
+			due = s->retries[best].due_ms;
 			s->retries[best] = s->retries[--s->nretries];
 			srcfd = s->retryfd;
 		} else {
 			k = s->heap[0];
 			heap_pop(s);
-			if (memcmp(k.b, s->last_taken.b, 16) == 0)
-				continue;   /* reported twice by inotify */
 			srcfd = s->queuefd;
 		}
 		bin_to_key(&k, d->key);
 		in_place = s->peek && !from_retry;
-		if (!in_place && renameat(srcfd, d->key, s->curfd, d->key) < 0) {
-			if (errno == ENOENT)
+		/* Opened where it is, before it moves: an entry that cannot
+		 * be opened for now has not moved at all. */
+		fd = open_event(srcfd, d->key, &e);
+		if (fd == OPEN_GONE)
+			continue;   /* a key reported twice, or removed */
+		if (fd == OPEN_TRANSIENT) {
+			if ((from_retry ? add_retry(s, d->key, due) :
+			    heap_push(s, &k)) < 0)
+				return ev_fail_errno(err, EX_OSERR,
+				    "out of memory");
+			if (s->inflight == 0)
+				return ev_fail(err, EX_TEMPFAIL, "cannot open "
+				    "%s/%s/%s/%s: %s; it stays there, with no "
+				    "attempt counted", s->sp->path, s->dir,
+				    from_retry ? "retry" : "queue", d->key,
+				    strerror(e));
+			s->stall_until_ms = ev_monotonic_ms() + STALL_MS;
+			break;
+		}
+		if (!in_place && take_rename(s, srcfd, d->key) < 0) {
+			e = errno;
+			if (fd >= 0)
+				close(fd);
+			if (e == ENOENT)
 				continue;   /* gone: taken or removed meanwhile */
+			if (e == EEXIST) {
+				/* The same event is in flight (evctl replay
+				 * queued it again meanwhile): this copy waits
+				 * in place for that delivery to settle. */
+				if (park(s, &k, from_retry, due) < 0)
+					return ev_fail_errno(err, EX_OSERR,
+					    "out of memory");
+				continue;
+			}
+			errno = e;
 			return ev_fail_errno(err, EX_IOERR, "cannot take %s/%s/%s",
 			    s->sp->path, s->dir, d->key);
 		}
-		s->last_taken = k;
+		s->inflight++;
 		d->attempt = attempts_of(s, d->key) + 1;
 		d->backend = in_place ? &in_queue : NULL;
-		d->fd = open_event(in_place ? s->queuefd : s->curfd, d->key);
-		if (d->fd >= 0)
+		if (fd >= 0) {
+			d->fd = fd;
 			return 0;
-		if (d->fd == -1 && errno == ENOENT)
-			continue;
+		}
 		snprintf(bad.reason, sizeof bad.reason,
-		    "not a readable regular file: %s", d->fd == -2 ?
-		    "wrong file type" : strerror(errno));
-		d->fd = -1;
+		    "not a readable regular file: %s", e == 0 ?
+		    "wrong file type" : strerror(e));
 		if (spool_sub_dead(sub, d, &bad, err) != 0)
 			return err->status;
 	}
@@ -737,6 +992,14 @@ spool_sub_take(struct ev_sub *sub, struct ev_delivery *d, int64_t *wait_ms,
 	*wait_ms = next_due < 0 ? -1 : next_due - now;
 	if (next_due >= 0 && *wait_ms < 0)
 		*wait_ms = 0;
+	if (s->stall_until_ms > 0) {
+		int64_t stall_in = s->stall_until_ms - ev_monotonic_ms();
+
+		if (stall_in < 0)
+			stall_in = 0;
+		if (*wait_ms < 0 || stall_in < *wait_ms)
+			*wait_ms = stall_in;
+	}
 	if (s->ifd < 0) {
 		int64_t poll_in = s->next_poll_ms - ev_monotonic_ms();
 
@@ -757,18 +1020,6 @@ settle_fd(struct ev_delivery *d)
 	return 0;
 }
 
-/* The event left the subscription: if it comes back (evctl retry or
- * replay), it is a new arrival, not an inotify duplicate to skip. */
-static void
-forget_taken(struct spool_sub *s, const char *key)
-{
-	binkey k;
-
-	key_to_bin(key, &k);
-	if (memcmp(k.b, s->last_taken.b, 16) == 0)
-		memset(&s->last_taken, 0, sizeof s->last_taken);
-}
-
 static void
 forget_state(struct spool_sub *s, const char *key)
 {
@@ -778,6 +1029,15 @@ forget_state(struct spool_sub *s, const char *key)
 	}
 }
 
+/*
+ * Done: unlink the event, then its state. In this order, a crash between
+ * the two leaves a state whose event is gone, which load_states() removes
+ * at the next start: the event was handled, so its count no longer
+ * matters. The other order would leave cur/KEY without its state after
+ * such a crash, and that event, delivered again, would start over at
+ * attempt 1 with the attempts it had already spent forgotten, and so
+ * retried more often than -r allows.
+ */
 int
 spool_sub_ack(struct ev_sub *sub, struct ev_delivery *d, struct ev_err *err)
 {
@@ -789,7 +1049,8 @@ spool_sub_ack(struct ev_sub *sub, struct ev_delivery *d, struct ev_err *err)
 		return ev_fail_errno(err, EX_IOERR, "cannot remove %s/%s/%s",
 		    s->sp->path, s->dir, d->key);
 	forget_state(s, d->key);
-	forget_taken(s, d->key);
+	if (settled(s, d->key) < 0)
+		return ev_fail_errno(err, EX_OSERR, "out of memory");
 	return 0;
 }
 
@@ -808,6 +1069,8 @@ spool_sub_retry(struct ev_sub *sub, struct ev_delivery *d, int64_t delay_ms,
 	    add_retry(s, d->key, due) < 0)
 		return ev_fail_errno(err, EX_IOERR, "cannot schedule retry of "
 		    "%s/%s/%s", s->sp->path, s->dir, d->key);
+	if (settled(s, d->key) < 0)
+		return ev_fail_errno(err, EX_OSERR, "out of memory");
 	return 0;
 }
 
@@ -824,7 +1087,8 @@ spool_sub_dead(struct ev_sub *sub, struct ev_delivery *d,
 		return ev_fail_errno(err, EX_IOERR, "cannot move %s/%s/%s to "
 		    "the dead letters", s->sp->path, s->dir, d->key);
 	json_object_del(s->attempts, d->key);
-	forget_taken(s, d->key);
+	if (settled(s, d->key) < 0)
+		return ev_fail_errno(err, EX_OSERR, "out of memory");
 	return 0;
 }
 
@@ -836,13 +1100,17 @@ spool_sub_release(struct ev_sub *sub, struct ev_delivery *d,
 	binkey k;
 
 	settle_fd(d);
-	if (d->backend == &in_queue)
-		return 0;   /* never left the queue */
-	if (renameat(s->curfd, d->key, s->queuefd, d->key) < 0)
-		return ev_fail_errno(err, EX_IOERR, "cannot put back %s/%s/%s",
-		    s->sp->path, s->dir, d->key);
-	key_to_bin(d->key, &k);
-	memset(&s->last_taken, 0, sizeof s->last_taken);
-	return heap_push(s, &k) < 0 ?
-	    ev_fail_errno(err, EX_OSERR, "out of memory") : 0;
+	if (d->backend != &in_queue) {
+		/* Over a copy parked in queue/: the same event, queued once. */
+		if (renameat(s->curfd, d->key, s->queuefd, d->key) < 0)
+			return ev_fail_errno(err, EX_IOERR, "cannot put back "
+			    "%s/%s/%s", s->sp->path, s->dir, d->key);
+		key_to_bin(d->key, &k);
+		if (heap_push(s, &k) < 0)
+			return ev_fail_errno(err, EX_OSERR, "out of memory");
+	}
+	/* In place (peek), it never left the queue. */
+	if (settled(s, d->key) < 0)
+		return ev_fail_errno(err, EX_OSERR, "out of memory");
+	return 0;
 }

@@ -169,36 +169,51 @@ clean_tmp(struct spool *sp, const struct spool_index *idx, int64_t now)
 	closedir(d);
 }
 
+/*
+ * Is the ephemeral subscription eph/ID dead? Its evsub holds an flock on
+ * eph/ID/lock for as long as it runs, so only a lock that we can open and
+ * lock ourselves proves it gone. A lock that cannot be opened (EMFILE,
+ * EACCES, EIO...) proves nothing, and the subscription is left alone: a
+ * live evsub must never lose its directory. Without any lock file (ENOENT)
+ * the subscription is dead once its directory is a minute old; a younger
+ * one is being created, and its lock comes next.
+ */
+int
+spool_eph_dead(struct spool *sp, const char *id, int64_t now)
+{
+	char lockpath[EV_NAME_MAX + 16];
+	struct stat st;
+	int lockfd, free_lock;
+
+	snprintf(lockpath, sizeof lockpath, "%.*s/lock", EV_NAME_MAX, id);
+	lockfd = openat(sp->ephfd, lockpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (lockfd >= 0) {
+		free_lock = flock(lockfd, LOCK_EX | LOCK_NB) == 0;
+		close(lockfd);
+		return free_lock;
+	}
+	if (errno != ENOENT)
+		return 0;
+	return fstatat(sp->ephfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now - (int64_t)st.st_mtime * 1000 >= GC_INTERVAL_MS;
+}
+
 static void
 clean_ephemeral(struct spool *sp, const struct spool_index *idx, int64_t now)
 {
-	struct stat st;
 	struct ev_err ignored;
-	char dir[EV_NAME_MAX + 32], lockpath[EV_NAME_MAX + 16];
+	char dir[EV_NAME_MAX + 32];
 	struct dirent *de;
-	int lockfd, held, i, listed;
+	int i, listed;
 	DIR *d;
 
 	if ((d = ev_opendir_at(sp->ephfd)) == NULL)
 		return;
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || strlen(de->d_name) > EV_NAME_MAX)
+		if (de->d_name[0] == '.' || strlen(de->d_name) > EV_NAME_MAX ||
+		    !spool_eph_dead(sp, de->d_name, now))
 			continue;
-		snprintf(lockpath, sizeof lockpath, "%.*s/lock", EV_NAME_MAX,
-		    de->d_name);
-		lockfd = openat(sp->ephfd, lockpath, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (lockfd >= 0) {
-			held = flock(lockfd, LOCK_EX | LOCK_NB) < 0;
-			close(lockfd);
-			if (held)
-				continue;
-		} else if (fstatat(sp->ephfd, de->d_name, &st,
-		    AT_SYMLINK_NOFOLLOW) == 0 &&
-		    now - (int64_t)st.st_mtime * 1000 < GC_INTERVAL_MS) {
-			continue;   /* being created: its lock comes next */
-		}
 		snprintf(dir, sizeof dir, "eph/%.*s", EV_NAME_MAX, de->d_name);
 		for (listed = 0, i = 0; i < idx->nsubs; i++)
 			listed |= strcmp(idx->subs[i].dir, dir) == 0;

@@ -79,6 +79,10 @@ void spool_rollback_claimed(struct spool *sp, const struct spool_index *idx,
     const char *claim, const char *key);
 /* Unlink DIRFD/NAME only if it is still the file ST describes. */
 void spool_unlink_if_same(int dirfd, const char *name, const struct stat *st);
+/* Is the ephemeral subscription eph/ID dead: its lock opened and locked by
+ * us (nobody holds it), or, without a lock file, its directory older than a
+ * minute? A lock that cannot be opened for another reason means alive. */
+int spool_eph_dead(struct spool *sp, const char *id, int64_t now);
 
 /* publish.c / consume.c: the backend operations. */
 int spool_batch_new(struct ev_bus *, struct ev_batch **, struct ev_err *);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -199,16 +200,15 @@ spool_sub_remove(int parentfd, const char *name)
 static int
 eph_alive(struct spool *sp, const char *id)
 {
-	char path[EV_NAME_MAX + 16];
-	int fd, alive;
+	struct stat st;
 
-	snprintf(path, sizeof path, "%s/lock", id);
-	fd = openat(sp->ephfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	/* Gone from eph/: its entry goes too. Otherwise only a lock that
+	 * can be taken proves it dead (spool_eph_dead): a lock that cannot
+	 * be opened now (EMFILE, EIO) may belong to a live evsub. */
+	if (fstatat(sp->ephfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    errno == ENOENT)
 		return 0;
-	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return alive;
+	return !spool_eph_dead(sp, id, ev_now_ms());
 }
 
 int

@@ -749,3 +749,110 @@ EOF
 	[ "$(count_files "$EV_SPOOL/subs/stopr/dead")" -eq 0 ]
 	[ "$(count_files "$EV_SPOOL/subs/stopr/retry")" -eq 1 ]
 }
+
+# ---- races with evctl -------------------------------------------------
+
+# A handler that records "ID ATTEMPT" in $T/log and, while $T/hold-ID
+# exists, keeps running (until its evsub is gone, so a failing test leaves
+# nothing behind).
+write_holding_handler() {
+	cat > "$T/hold" <<'EOF2'
+#!/bin/sh
+cat > /dev/null
+echo "$EV_ID $EV_ATTEMPT" >> "$T/log"
+while [ -e "$T/hold-$EV_ID" ] && kill -0 $PPID 2>/dev/null; do
+	sleep 0.05
+done
+EOF2
+	chmod +x "$T/hold"
+	export T
+}
+
+# How many times KEY was delivered, by $T/log.
+deliveries() {
+	grep -c "^$1 " "$T/log" 2>/dev/null || true
+}
+
+@test "evsub_take_never_replaces_inflight: an event queued again while it is in flight waits in the queue, never renamed over the delivery, and comes once that one settled" {
+	make_sub rr 'x.#'
+	write_holding_handler
+	k=$(evpub x.k)
+	m=$(evpub x.m)
+	touch "$T/hold-$k"
+	ev_bg evsub -q -n rr -e 'x.#' -j 2 -- "$T/hold"
+	# k is in flight and stays; m, taken after it, is done.
+	wait_until 10 grep -q "^$m 1\$" "$T/log"
+	[ -e "$EV_SPOOL/subs/rr/cur/$k" ]
+	# What evctl replay writes when it loses its race with a take (it
+	# looked in cur/ before the event got there): queue/KEY, a link of
+	# log/KEY, beside the same event in flight.
+	ln "$EV_SPOOL/log/$k" "$EV_SPOOL/subs/rr/queue/$k"
+	# A later event is handled: the queued copy of k was passed over, not
+	# taken over the delivery in flight, which holds no second slot.
+	j=$(evpub x.j)
+	wait_until 10 grep -q "^$j 1\$" "$T/log"
+	[ "$(deliveries "$k")" -eq 1 ]
+	[ -e "$EV_SPOOL/subs/rr/queue/$k" ]
+	[ -e "$EV_SPOOL/subs/rr/cur/$k" ]
+	# Once the first delivery is settled, the queued copy is delivered.
+	rm "$T/hold-$k"
+	two() { [ "$(deliveries "$k")" -eq 2 ]; }
+	wait_until 10 two
+	settled() {
+		[ "$(count_files "$EV_SPOOL/subs/rr/queue")" -eq 0 ] &&
+		    [ "$(count_files "$EV_SPOOL/subs/rr/cur")" -eq 0 ]
+	}
+	wait_until 10 settled
+	[ "$(count_files "$EV_SPOOL/subs/rr/dead")" -eq 0 ]
+	[ "$(deliveries "$k")" -eq 2 ]
+}
+
+@test "evsub_start_after_rm_recreates: an evsub that gets the lock of a subscription evctl rm removed meanwhile makes the subscription anew and serves it, never the deleted directory" {
+	command -v flock > /dev/null || skip "flock(1) is not installed"
+	make_sub gone 'x.#'
+	lock=$(readlink -f "$EV_SPOOL/subs/gone/lock")
+	# The lock names make_sub's evsub, which is gone: a starting evsub
+	# waits a moment for such a holder to let go rather than refuse.
+	! kill -0 "$(cat "$lock")" 2>/dev/null
+	# Hold the lock, as evctl rm does while it removes the subscription.
+	ev_bg flock "$lock" sh -c 'while [ ! -e "$1" ]; do sleep 0.05; done' \
+	    sh "$T/release"
+	holder=$!
+	lock_busy() { ! flock -n "$lock" true; }
+	wait_until 10 lock_busy
+	printf '#!/bin/sh\ncat > /dev/null\necho "$EV_ID" >> "%s/handled"\n' \
+	    "$T" > "$T/h"
+	chmod +x "$T/h"
+	ev_bg evsub -n gone -e 'x.#' -c 1 -- "$T/h" 2> "$T/err"
+	pid=$!
+	# Freeze it once it has opened the lock file and waits for the flock.
+	has_lock_open() {
+		local f
+		for f in /proc/"$pid"/fd/*; do
+			[ "$(readlink "$f")" = "$lock" ] && return 0
+		done
+		return 1
+	}
+	wait_until 10 has_lock_open
+	kill -STOP "$pid"
+	alive "$pid" || { echo "evsub gave up: $(cat "$T/err")" >&2; return 1; }
+	# The holder lets go, and evctl rm removes the subscription.
+	touch "$T/release"
+	wait "$holder"
+	run evctl rm gone
+	[ "$status" -eq 0 ]
+	[ ! -e "$EV_SPOOL/subs/gone" ]
+	# Now evsub gets the flock, of a file that is no longer linked.
+	kill -CONT "$pid"
+	served() {
+		[ "$(cat "$EV_SPOOL/subs/gone/lock" 2>/dev/null)" = "$pid" ] &&
+		    grep -q '^subs/gone x\.#$' "$EV_SPOOL/subs.idx"
+	}
+	wait_until 10 served
+	k=$(evpub x.after)
+	wait_until 10 grep -qx "$k" "$T/handled"
+	status=0
+	wait "$pid" || status=$?
+	[ "$status" -eq 0 ] || { echo "exit $status: $(cat "$T/err")" >&2; return 1; }
+	[ ! -s "$T/err" ]
+}

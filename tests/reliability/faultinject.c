@@ -6,8 +6,9 @@
  * The tools link libc dynamically, so these definitions are found before
  * libc's. Environment:
  *
- *   EVFI_CALL   fsync, write, rename, renameat, link, linkat, unlink,
- *               unlinkat, syncfs, openat (also open), inotify_init1
+ *   EVFI_CALL   fsync, write, rename, renameat (also renameat2), link,
+ *               linkat, unlink, unlinkat, syncfs, openat (also open),
+ *               inotify_init1
  *   EVFI_NTH    which call of it to hit, counting from 1 (default 1)
  *   EVFI_ERRNO  EIO, ENOSPC, EACCES, EMFILE (default EIO); the call fails
  *               with it and does nothing
@@ -150,6 +151,15 @@ renameat(int ffd, const char *from, int tfd, const char *to)
 {
 	NEXT(renameat);
 	return fi_hit(C_RENAMEAT, to) < 0 ? -1 : real(ffd, from, tfd, to);
+}
+
+/* Counted as renameat: the take's renameat2(RENAME_NOREPLACE) is the same
+ * step of the protocol as the renameat it replaced. */
+int
+renameat2(int ffd, const char *from, int tfd, const char *to, unsigned flags)
+{
+	NEXT(renameat2);
+	return fi_hit(C_RENAMEAT, to) < 0 ? -1 : real(ffd, from, tfd, to, flags);
 }
 
 int

@@ -283,3 +283,245 @@ evsub_each() {
 @test "evsub printing: an acknowledgement that fails or is killed prints the event again after restart" {
 	evsub_each print
 }
+
+# ---- temporary failures are not the event's, and crashes leave no orphans
+
+# The number of the last call CALL whose argument is ARG in $T/calls (the
+# sequence learned by learn()).
+call_number() {
+	awk -v c="$1" -v a="$2" '$1 == c && $3 == a { n = $2 }
+	    END { if (n == "") exit 1; print n }' "$T/calls"
+}
+
+# A handler that records "ID ATTEMPT" and fails while $T/fail exists.
+failing_handler() {
+	printf '#!/bin/sh\ncat > /dev/null\necho "$EV_ID $EV_ATTEMPT" >> "%s/handled"\n[ ! -e "%s/fail" ]\n' \
+	    "$T" "$T" > "$T/h"
+	chmod +x "$T/h"
+}
+
+# Has the retry of KEY (in subscription a) come due?
+retry_due() {
+	local due
+	due=$(jq -r .next_try_ms "$EV_SPOOL/subs/a/state/$1") || return 1
+	[ "$(date +%s%3N)" -gt "$due" ]
+}
+
+# fail_then_due CMD...: publish an event that CMD's handler fails once, so
+# that it waits in retry/ of a, and wait until its retry is due; its key
+# is in $K.
+fail_then_due() {
+	touch "$T/fail"
+	K=$(evpub x.ev m=retry)
+	run "$@"
+	[ "$status" -eq 75 ] || { echo "first attempt: exit $status" >&2; return 1; }
+	rm "$T/fail"
+	[ -e "$EV_SPOOL/subs/a/retry/$K" ]
+	wait_until 10 retry_due "$K"
+}
+
+@test "evsub_open_emfile_eio_keeps_event: an event evsub cannot open for EMFILE or EIO stays queued with no attempt counted, exit 75, and is delivered next time; EACCES still dead-letters it" {
+	handler
+	local cmd=(evsub -n a -e '#' --once -- "$T/h") e id n
+	id=$(evpub x.learn)
+	learn "${cmd[@]}"
+	n=$(call_number openat "$id")
+	for e in EMFILE EIO; do
+		id=$(evpub x.ev m="$e")
+		: > "$T/handled"
+		run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=openat \
+		    EVFI_NTH="$n" EVFI_ERRNO=$e "${cmd[@]}"
+		[ "$status" -eq 75 ] || { echo "$e: exit $status: $stderr" >&2; return 1; }
+		[ "${#stderr_lines[@]}" -eq 1 ] && [[ $stderr == "evsub: "* ]]
+		[[ $stderr == *"queue/$id"* ]]
+		case $e in
+		EMFILE) [[ $stderr == *"Too many open files"* ]] ;;
+		EIO) [[ $stderr == *"Input/output error"* ]] ;;
+		esac
+		# Where it was, untouched: not dead, not in flight, no attempt.
+		[ -f "$EV_SPOOL/subs/a/queue/$id" ]
+		[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+		[ "$(count_files "$EV_SPOOL/subs/a/cur")" -eq 0 ]
+		[ ! -e "$EV_SPOOL/subs/a/state/$id" ]
+		[ ! -s "$T/handled" ]
+		run --separate-stderr "${cmd[@]}"
+		[ "$status" -eq 0 ]
+		[ "$(cat "$T/handled")" = "$id 1" ]
+	done
+	# EACCES is the entry's own (a file of another user): a dead letter.
+	id=$(evpub x.ev m=EACCES)
+	: > "$T/handled"
+	run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=openat \
+	    EVFI_NTH="$n" EVFI_ERRNO=EACCES "${cmd[@]}"
+	# (A dead letter made while taking does not count for --once's 75;
+	# see the tampered-queue test of hostile.bats.)
+	[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	[ -e "$EV_SPOOL/subs/a/dead/$id" ]
+	[[ $(jq -r .last_failure.reason "$EV_SPOOL/subs/a/state/$id") == *"Permission denied"* ]]
+	[ ! -s "$T/handled" ]
+}
+
+@test "evsub_open_emfile_keeps_retry: an event due for its retry that evsub cannot open for EMFILE stays in retry/ with its attempts and is delivered next time as the next attempt" {
+	failing_handler
+	local cmd=(evsub -n a -e '#' --once -- "$T/h") n
+	# Learn the calls of taking a retry that is due.
+	fail_then_due "${cmd[@]}"
+	learn "${cmd[@]}"
+	n=$(call_number openat "$K")
+	fail_then_due "${cmd[@]}"
+	: > "$T/handled"
+	run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=openat \
+	    EVFI_NTH="$n" EVFI_ERRNO=EMFILE "${cmd[@]}"
+	[ "$status" -eq 75 ] || { echo "exit $status: $stderr" >&2; return 1; }
+	[[ $stderr == *"retry/$K"*"Too many open files"* ]]
+	[ -f "$EV_SPOOL/subs/a/retry/$K" ]
+	[ "$(jq .attempts "$EV_SPOOL/subs/a/state/$K")" -eq 1 ]
+	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/a/cur")" -eq 0 ]
+	[ ! -s "$T/handled" ]
+	run --separate-stderr "${cmd[@]}"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/handled")" = "$K 2" ]
+}
+
+@test "evsub_open_emfile_waits_for_handlers: with -j 2, an event evsub cannot open for EMFILE while a handler runs is taken again once it finished, in the same run" {
+	# A handler that records "ID ATTEMPT" and runs until $T/go exists
+	# (or its evsub is gone, so that a failing test leaves nothing).
+	printf '#!/bin/sh\ncat > /dev/null\necho "$EV_ID $EV_ATTEMPT" >> "%s/handled"\nwhile [ ! -e "%s/go" ] && kill -0 $PPID 2>/dev/null; do sleep 0.05; done\n' \
+	    "$T" "$T" > "$T/h"
+	chmod +x "$T/h"
+	local cmd=(evsub -n a -e '#' -j 2 -c 2 -- "$T/h") n k1 k2 pid rc=0
+	touch "$T/go"
+	evpub x.learn > /dev/null
+	k2=$(evpub x.learn)
+	learn "${cmd[@]}"
+	n=$(call_number openat "$k2")
+	rm "$T/go"
+	k1=$(evpub x.ev m=1)
+	k2=$(evpub x.ev m=2)
+	: > "$T/handled"
+	ev_bg env LD_PRELOAD="$FI" EVFI_CALL=openat EVFI_NTH="$n" \
+	    EVFI_ERRNO=EMFILE EVFI_LOG="$T/calls2" "${cmd[@]}" 2> "$T/err"
+	pid=$!
+	# The open of the second event failed while the first one's handler
+	# runs: that handler is kept, and the event is neither dead nor lost.
+	wait_until 10 grep -q "^openat $n $k2\$" "$T/calls2"
+	wait_until 10 grep -q "^$k1 1\$" "$T/handled"
+	kill -0 "$pid"
+	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+	[ -f "$EV_SPOOL/subs/a/queue/$k2" ]
+	! grep -q "^$k2 " "$T/handled"
+	touch "$T/go"
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "exit $rc: $(cat "$T/err")" >&2; return 1; }
+	[ "$(sort "$T/handled")" = "$(printf '%s 1\n%s 1' "$k1" "$k2" | sort)" ]
+	[ "$(count_files "$EV_SPOOL/subs/a/queue")" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+}
+
+@test "evsub_ack_crash_leaves_no_state: an acknowledgement killed between its two unlinks leaves no state/KEY after a restart; killed before them, the attempts are kept" {
+	failing_handler
+	local cmd=(evsub -n a -e '#' --once -- "$T/h") ucur ustate
+	# The acknowledgement of a retried event unlinks cur/KEY, then
+	# state/KEY: the last two unlinkat calls naming its key.
+	fail_then_due "${cmd[@]}"
+	learn "${cmd[@]}"
+	ucur=$(grep "^unlinkat [0-9]* $K\$" "$T/calls" | tail -2 | head -1 | cut -d' ' -f2)
+	ustate=$(call_number unlinkat "$K")
+	[ "$ucur" -lt "$ustate" ]
+
+	# Killed between the two: the event was handled; its state would
+	# be an orphan, kept for ever, counted against the event if it came
+	# back. The next start removes it, and a replay is attempt 1.
+	fail_then_due "${cmd[@]}"
+	run env LD_PRELOAD="$FI" EVFI_CALL=unlinkat EVFI_NTH="$ustate" \
+	    EVFI_KILL=1 "${cmd[@]}"
+	[ "$status" -eq 137 ]
+	[ ! -e "$EV_SPOOL/subs/a/cur/$K" ]
+	[ -e "$EV_SPOOL/subs/a/state/$K" ]
+	: > "$T/handled"
+	run --separate-stderr "${cmd[@]}"
+	[ "$status" -eq 0 ]
+	[ ! -s "$T/handled" ]
+	[ "$(count_files "$EV_SPOOL/subs/a/state")" -eq 0 ]
+	run evctl replay a --from "$K"
+	[ "$status" -eq 0 ]
+	[ "$output" = "requeued 1 event" ]
+	run --separate-stderr "${cmd[@]}"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/handled")" = "$K 1" ]
+
+	# Killed before the first: delivered again, the attempt that was cut
+	# short counted on top of the failed one.
+	fail_then_due "${cmd[@]}"
+	run env LD_PRELOAD="$FI" EVFI_CALL=unlinkat EVFI_NTH="$ucur" \
+	    EVFI_KILL=1 "${cmd[@]}"
+	[ "$status" -eq 137 ]
+	[ -e "$EV_SPOOL/subs/a/cur/$K" ]
+	: > "$T/handled"
+	run --separate-stderr "${cmd[@]}"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/handled")" = "$K 3" ]
+	[ "$(count_files "$EV_SPOOL/subs/a/state")" -eq 0 ]
+}
+
+# The ephemeral subscription of evsub PID: its directory name under eph/,
+# once its lock holds PID.
+eph_of() {
+	local d
+	for d in "$EV_SPOOL"/eph/"$1"-*; do
+		[ -f "$d/lock" ] && [ "$(cat "$d/lock")" = "$1" ] &&
+		    { basename "$d"; return 0; }
+	done
+	return 1
+}
+
+@test "gc_keeps_eph_lock_unopenable: evctl gc that cannot open a live ephemeral subscription's lock (EMFILE, EACCES, EIO) leaves it alone; one whose lock it can take is removed" {
+	handler
+	local pid id n e k
+	ev_bg evsub -e 'x.#' -- "$T/h"
+	pid=$!
+	wait_until 10 eph_of "$pid"
+	id=$(eph_of "$pid")
+	grep -q "^eph/$id " "$EV_SPOOL/subs.idx"
+	# Older than a minute: only its lock tells that it is alive.
+	touch -d '2 minutes ago' "$EV_SPOOL/eph/$id"
+	learn evctl gc
+	n=$(call_number openat "$id/lock")
+	for e in EMFILE EACCES EIO; do
+		run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=openat \
+		    EVFI_NTH="$n" EVFI_ERRNO=$e evctl gc
+		[ "$status" -eq 0 ] || { echo "$e: exit $status: $stderr" >&2; return 1; }
+		[ -d "$EV_SPOOL/eph/$id/queue" ] || { echo "$e: removed" >&2; return 1; }
+		grep -q "^eph/$id " "$EV_SPOOL/subs.idx"
+	done
+	# It is still served.
+	: > "$T/handled"
+	k=$(evpub x.after)
+	wait_until 10 grep -q "^$k " "$T/handled"
+	# Its evsub gone, the lock is free: dead, and removed.
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run --separate-stderr evctl gc
+	[ "$status" -eq 0 ]
+	[ ! -e "$EV_SPOOL/eph/$id" ]
+	! grep -q "^eph/$id " "$EV_SPOOL/subs.idx"
+}
+
+@test "evsub_open_emfile_running_waits: a running evsub that cannot open an event for EMFILE says so in one line, keeps running, and delivers it on its next try" {
+	handler
+	local cmd=(evsub -n a -e '#' -c 1 -- "$T/h") id n
+	id=$(evpub x.learn)
+	learn "${cmd[@]}"
+	n=$(call_number openat "$id")
+	id=$(evpub x.ev)
+	: > "$T/handled"
+	run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=openat \
+	    EVFI_NTH="$n" EVFI_ERRNO=EMFILE "${cmd[@]}"
+	[ "$status" -eq 0 ] || { echo "exit $status: $stderr" >&2; return 1; }
+	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr" >&2; return 1; }
+	[[ $stderr == "evsub: "*"queue/$id"*"Too many open files"*"will try again" ]]
+	[ "$(cat "$T/handled")" = "$id 1" ]
+	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+	[ "$(count_files "$EV_SPOOL/subs/a/queue")" -eq 0 ]
+}

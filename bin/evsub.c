@@ -349,7 +349,17 @@ dispatch(struct state *st, struct ev_delivery *d)
 
 	st->taken++;
 	st->last_event_ms = ev_monotonic_ms();
-	if (event_info_read(d, &ei, f.reason, sizeof f.reason) < 0) {
+	switch (event_info_read(d, &ei, f.reason, sizeof f.reason)) {
+	case 0:
+		break;
+	case EVENT_UNREADABLE:
+		/* Not the event's fault, but it cannot be handled now: a
+		 * failed attempt, with the retries and backoff of one. */
+		event_info_free(&ei);
+		st->done++;
+		settle_failure(st, d, d->key, "?", &f);
+		return;
+	default:
 		report(st, "event file %s: %s; dead letter", d->key, f.reason);
 		event_info_free(&ei);
 		st->done++;

@@ -33,7 +33,11 @@ struct event_info {
 	size_t payload_off, payload_len;
 };
 
-/* Read and check the event behind D; -1 with a reason if it is not one. */
+/* Read and check the event behind D (whose descriptor keeps its offset):
+ * 0, or EVENT_BAD (the file is not an event: the dead letters) or
+ * EVENT_UNREADABLE (it cannot be read for now: a failed attempt), with WHY
+ * saying what went wrong. */
+enum { EVENT_BAD = -1, EVENT_UNREADABLE = -2 };
 int event_info_read(struct ev_delivery *d, struct event_info *ei,
     char *why, size_t whylen);
 void event_info_free(struct event_info *ei);

@@ -8,7 +8,7 @@
  *
  *   EVFI_CALL   fsync, write, rename, renameat (also renameat2), link,
  *               linkat, unlink, unlinkat, syncfs, openat (also open),
- *               inotify_init1
+ *               inotify_init1, pread (also pread64)
  *   EVFI_NTH    which call of it to hit, counting from 1 (default 1)
  *   EVFI_ERRNO  EIO, ENOSPC, EACCES, EMFILE (default EIO); the call fails
  *               with it and does nothing
@@ -50,10 +50,10 @@ static long long fi_back_ms, fi_clock_calls;
 static pid_t fi_pid;
 
 enum { C_FSYNC, C_WRITE, C_RENAME, C_RENAMEAT, C_LINK, C_LINKAT, C_UNLINK,
-    C_UNLINKAT, C_SYNCFS, C_OPENAT, C_INOTIFY, C_N };
+    C_UNLINKAT, C_SYNCFS, C_OPENAT, C_INOTIFY, C_PREAD, C_N };
 static const char *const fi_names[C_N] = { "fsync", "write", "rename",
     "renameat", "link", "linkat", "unlink", "unlinkat", "syncfs", "openat",
-    "inotify_init1" };
+    "inotify_init1", "pread" };
 
 __attribute__((constructor)) static void
 fi_init(void)
@@ -160,6 +160,20 @@ renameat2(int ffd, const char *from, int tfd, const char *to, unsigned flags)
 {
 	NEXT(renameat2);
 	return fi_hit(C_RENAMEAT, to) < 0 ? -1 : real(ffd, from, tfd, to, flags);
+}
+
+ssize_t
+pread(int fd, void *buf, size_t len, off_t off)
+{
+	NEXT(pread);
+	return fi_hit(C_PREAD, NULL) < 0 ? -1 : real(fd, buf, len, off);
+}
+
+ssize_t
+pread64(int fd, void *buf, size_t len, off64_t off)
+{
+	NEXT(pread64);
+	return fi_hit(C_PREAD, NULL) < 0 ? -1 : real(fd, buf, len, off);
 }
 
 int

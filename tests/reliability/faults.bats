@@ -525,3 +525,24 @@ eph_of() {
 	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
 	[ "$(count_files "$EV_SPOOL/subs/a/queue")" -eq 0 ]
 }
+
+@test "evsub_read_eio_retries: an event whose read fails with EIO is a failed attempt with its backoff, not a dead letter, and is delivered on its retry" {
+	handler
+	local cmd=(evsub -n a -e '#' --once --backoff 10ms -- "$T/h") id
+	id=$(evpub x.ev)
+	: > "$T/handled"
+	run --separate-stderr env LD_PRELOAD="$FI" EVFI_CALL=pread EVFI_NTH=1 \
+	    EVFI_ERRNO=EIO "${cmd[@]}"
+	# --once: an event failed and waits for its retry.
+	[ "$status" -eq 75 ] || { echo "exit $status: $stderr" >&2; return 1; }
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "evsub: "*"$id"*"Input/output error; retry 1 of 5"* ]]
+	[ -f "$EV_SPOOL/subs/a/retry/$id" ]
+	[ "$(jq .attempts "$EV_SPOOL/subs/a/state/$id")" -eq 1 ]
+	[ "$(count_files "$EV_SPOOL/subs/a/dead")" -eq 0 ]
+	[ ! -s "$T/handled" ]
+	wait_until 10 retry_due "$id"
+	run --separate-stderr "${cmd[@]}"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/handled")" = "$id 2" ]
+}
